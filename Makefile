@@ -1,0 +1,40 @@
+# The two commands in the README: `make run` (everything, Ctrl-C stops it) and `make test` (the whole suite).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+
+.PHONY: run test setup model kafka-start kafka-stop kafka-status pipeline producer clean help
+
+run: setup ## set up, start local Kafka, build the model if missing, run pipeline + producer
+	$(PY) run.py
+
+test: setup ## run the whole test suite (it starts its own Kafka on port 19092)
+	$(PY) -m pytest
+
+setup: $(INSTALLED) ## virtualenv with pinned requirements, and the Kafka jars
+	$(PY) -m kafka_local fetch >/dev/null
+
+$(INSTALLED): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+	touch $@
+
+model: setup ## build the offline sentiment model (skipped when already built)
+	$(PY) -m sentiment_model.build
+
+kafka-start: setup ## start local Kafka only (NODES=3 for the replicated cluster)
+	$(PY) -m kafka_local start --nodes $(or $(NODES),1)
+
+kafka-stop: ## stop local Kafka
+	$(PY) -m kafka_local stop
+
+kafka-status: ## show local Kafka nodes
+	$(PY) -m kafka_local status
+
+clean: ## stop local Kafka and delete its data, state and caches (keeps the venv)
+	-$(PY) -m kafka_local reset
+	rm -rf .local .cache
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'

@@ -1,0 +1,85 @@
+"""Every setting of the product, read once from environment variables (prefix ``SENTISTREAM_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+LOCAL_BOOTSTRAP_SERVERS = "127.0.0.1:9092"
+DEFAULT_MODEL_PATH = PROJECT_ROOT / "models" / "sentistream-minilm-3class.pt"
+
+
+class Settings(BaseSettings):
+    """Frozen settings shared by the launcher, producer, pipeline and app."""
+
+    model_config = SettingsConfigDict(env_prefix="SENTISTREAM_", frozen=True, extra="ignore")
+
+    # --- Kafka connection -------------------------------------------------------------------
+    bootstrap_servers: str | None = Field(
+        default=None,
+        description="Use this existing cluster; when unset the project's local Kafka is used "
+        f"({LOCAL_BOOTSTRAP_SERVERS}) and the launcher starts it.",
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = Field(default=None, description="e.g. PLAIN, SCRAM-SHA-512")
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_ca_location: str | None = Field(default=None, description="CA bundle file for SSL")
+
+    # --- Topics -----------------------------------------------------------------------------
+    topic_posts: str = "posts.raw"
+    topic_results: str = "posts.sentiment"
+    topic_dead_letters: str = "posts.dead-letters"
+    topic_stats: str = "sentiment.stats"
+    posts_partitions: int = Field(default=6, ge=1)
+    results_partitions: int = Field(default=6, ge=1)
+
+    # --- Pipeline ---------------------------------------------------------------------------
+    consumer_group: str = "sentiment-pipeline"
+    processing_guarantee: Literal["at-least-once", "exactly-once"] = "at-least-once"
+    batch_size: int = Field(default=32, ge=1, description="Most posts the model scores at once")
+    batch_max_wait_ms: int = Field(
+        default=100, ge=1, description="Longest a post waits for its batch to fill"
+    )
+    max_text_chars: int = Field(default=5000, ge=1, description="Longer posts are dead-lettered")
+    stats_window_seconds: int = Field(default=60, ge=1)
+    state_dir: Path = PROJECT_ROOT / ".local" / "state"
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+
+    # --- Model ------------------------------------------------------------------------------
+    model: str = Field(
+        default=str(DEFAULT_MODEL_PATH),
+        description="Flair pretrained name (sentiment, sentiment-fast) or path to a .pt file",
+    )
+    torch_threads: int = Field(default=2, ge=1)
+
+    @property
+    def uses_local_kafka(self) -> bool:
+        return self.bootstrap_servers is None
+
+    @property
+    def brokers(self) -> str:
+        return self.bootstrap_servers or LOCAL_BOOTSTRAP_SERVERS
+
+    def kafka_client_config(self) -> dict[str, str]:
+        """librdkafka settings every client shares: address and security."""
+        config = {"bootstrap.servers": self.brokers, "security.protocol": self.security_protocol}
+        optional = {
+            "sasl.mechanism": self.sasl_mechanism,
+            "sasl.username": self.sasl_username,
+            "sasl.password": self.sasl_password,
+            "ssl.ca.location": self.ssl_ca_location,
+        }
+        config.update({key: value for key, value in optional.items() if value is not None})
+        return config
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,69 @@
+"""The project's topics, provisioned idempotently: ``python -m common.topics``."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from common.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    config: dict[str, str]
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    week_ms = str(7 * 24 * 3600 * 1000)
+    return [
+        TopicSpec(settings.topic_posts, settings.posts_partitions, {"retention.ms": week_ms}),
+        TopicSpec(settings.topic_results, settings.results_partitions, {"retention.ms": week_ms}),
+        TopicSpec(settings.topic_dead_letters, 1, {"retention.ms": str(30 * 24 * 3600 * 1000)}),
+        TopicSpec(settings.topic_stats, 1, {"retention.ms": week_ms}),
+    ]
+
+
+def admin_client(settings: Settings) -> AdminClient:
+    return AdminClient(settings.kafka_client_config())
+
+
+def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
+    """Create whichever project topics are missing; returns the names created (none on a re-run)."""
+    admin = admin_client(settings)
+    metadata = admin.list_topics(timeout=timeout)
+    brokers = len(metadata.brokers)
+    replication = min(3, brokers)
+    missing = [spec for spec in topic_specs(settings) if spec.name not in metadata.topics]
+    if not missing:
+        return []
+    new_topics = []
+    for spec in missing:
+        config = dict(spec.config)
+        if replication >= 3:
+            config["min.insync.replicas"] = "2"
+        new_topics.append(NewTopic(spec.name, spec.partitions, replication, config=config))
+    futures = admin.create_topics(new_topics, request_timeout=timeout)
+    created = []
+    for name, future in futures.items():
+        try:
+            future.result()
+            created.append(name)
+            logger.info("Created topic %s (replication factor %d)", name, replication)
+        except Exception as exc:  # a concurrent creator wins the race: that is fine
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise
+    return created
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    names = ensure_topics(get_settings())
+    print(f"Created: {', '.join(names)}" if names else "All topics already exist")
+    sys.exit(0)

@@ -1,0 +1,34 @@
+"""``python -m pipeline [--workers N]``: run the sentiment pipeline (``worker ROLE`` runs one process)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from common.settings import get_settings
+from common.topics import ensure_topics
+from pipeline.supervisor import Supervisor
+from pipeline.worker import ROLES
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
+    parser.add_argument("--workers", type=int, default=1, help="classifier processes in the consumer group")
+    parser.add_argument("--no-stats", action="store_true", help="do not run the statistics worker")
+    commands = parser.add_subparsers(dest="command")
+    worker = commands.add_parser("worker", help="run a single worker process in the foreground")
+    worker.add_argument("role", choices=sorted(ROLES))
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s")
+    settings = get_settings()
+    if args.command == "worker":
+        ROLES[args.role](settings)
+        return 0
+    ensure_topics(settings)
+    return Supervisor(args.workers, statistics=not args.no_stats).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""One pipeline process: a classifier worker (a member of the consumer group) or the statistics worker."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from common.settings import Settings
+from pipeline.application import classifier_application, statistics_application
+
+logger = logging.getLogger(__name__)
+
+
+def run_classifier(settings: Settings) -> None:
+    from sentiment_model.classifier import SentimentClassifier  # torch/flair: only this process kind pays for it
+
+    classifier = SentimentClassifier.load(settings.model, torch_threads=settings.torch_threads)
+    logger.info("Classifier worker %d: model %s, batch %d, max wait %d ms, %s",
+                os.getpid(), classifier.name, settings.batch_size, settings.batch_max_wait_ms, settings.processing_guarantee)
+    classifier_application(settings, classifier).run()
+
+
+def run_statistics(settings: Settings) -> None:
+    logger.info("Statistics worker %d: %d s windows", os.getpid(), settings.stats_window_seconds)
+    statistics_application(settings).run()
+
+
+ROLES = {"classify": run_classifier, "stats": run_statistics}

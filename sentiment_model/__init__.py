@@ -1,0 +1,1 @@
+"""The sentiment model: the offline 3-class classifier, the data it learns from, and its build."""
