@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     )
     max_text_chars: int = Field(default=5000, ge=1, description="Longer posts are dead-lettered")
     stats_window_seconds: int = Field(default=60, ge=1)
+    stats_grace_seconds: int = Field(
+        default=10, ge=0, description="How late (event time) a result may arrive and still count in its window"
+    )
     state_dir: Path = PROJECT_ROOT / ".local" / "state"
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
 
@@ -66,6 +69,11 @@ class Settings(BaseSettings):
     @property
     def brokers(self) -> str:
         return self.bootstrap_servers or LOCAL_BOOTSTRAP_SERVERS
+
+    def as_environment(self) -> dict[str, str]:
+        """These settings as the environment variables that reproduce them in a child process."""
+        prefix = self.model_config["env_prefix"]
+        return {f"{prefix}{name.upper()}": str(value) for name, value in self.model_dump().items() if value is not None}
 
     def kafka_client_config(self) -> dict[str, str]:
         """librdkafka settings every client shares: address and security."""

@@ -69,5 +69,5 @@ def statistics_application(settings: Settings) -> Application:
     )
     results = app.topic(settings.topic_results, value_deserializer="json", timestamp_extractor=_event_time_ms)
     stats = app.topic(settings.topic_stats, value_serializer="json", key_serializer="str")
-    define_statistics(app.dataframe(results), stats, settings.stats_window_seconds)
+    define_statistics(app.dataframe(results), stats, settings.stats_window_seconds, settings.stats_grace_seconds)
     return app

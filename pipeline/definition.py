@@ -61,11 +61,11 @@ def _to_stats(window: dict[str, Any], source: str) -> dict[str, Any]:
     ).model_dump(mode="json")
 
 
-def define_statistics(sdf: StreamingDataFrame, stats: Topic, window_seconds: int) -> StreamingDataFrame:
+def define_statistics(sdf: StreamingDataFrame, stats: Topic, window_seconds: int, grace_seconds: int) -> StreamingDataFrame:
     """Per source and event-time window: count per label and mean confidence, emitted when the window closes."""
     by_source = sdf.group_by(lambda result: result["source"], name="source")
     windows = (
-        by_source.tumbling_window(timedelta(seconds=window_seconds))
+        by_source.tumbling_window(timedelta(seconds=window_seconds), grace_ms=timedelta(seconds=grace_seconds))
         .reduce(reducer=_add_to_window, initializer=_start_window)
         .final()
     )

@@ -41,3 +41,13 @@ def settings(kafka_cluster: ClusterSpec, tmp_path: Path) -> Settings:
     )
     ensure_topics(test_settings)
     return test_settings
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real, quickly trained 3-class Flair model (the build's ``tiny`` profile), built once per session."""
+    from sentiment_model.build import build_model
+
+    path = tmp_path_factory.mktemp("sentiment-model") / "tiny.pt"
+    build_model(path, profile="tiny")
+    return path

@@ -1,0 +1,31 @@
+"""Running the product's own entry points as child processes, the way people run them."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+
+from common.settings import PROJECT_ROOT, Settings
+
+
+@contextlib.contextmanager
+def running(settings: Settings, *args: str, stop_timeout: float = 60.0) -> Iterator[subprocess.Popen]:
+    """``python -m <args>`` with ``settings`` in its environment; SIGTERM on exit, which must stop it cleanly."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SENTISTREAM_")}
+    env.update(settings.as_environment())
+    process = subprocess.Popen([sys.executable, "-m", *args], cwd=PROJECT_ROOT, env=env)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=stop_timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+                raise AssertionError(f"{args} did not stop within {stop_timeout} s of SIGTERM") from None
