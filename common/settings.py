@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     )
     torch_threads: int = Field(default=2, ge=1)
 
+    # --- Producer and app ---------------------------------------------------------------------
+    producer_rate: float = Field(default=20.0, ge=0, description="Posts/s the app's producer starts at")
+    producer_autostart: bool = Field(default=False, description="The app starts its producer when first opened")
+    dashboard_history_minutes: int = Field(default=15, ge=1, description="How far back the dashboard rewinds at start")
+
     @property
     def uses_local_kafka(self) -> bool:
         return self.bootstrap_servers is None
