@@ -6,6 +6,7 @@ import logging
 import sys
 from dataclasses import dataclass
 
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from common.settings import Settings, get_settings
@@ -30,6 +31,10 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     ]
 
 
+class KafkaUnreachable(RuntimeError):
+    """No broker answered at the configured bootstrap servers."""
+
+
 def admin_client(settings: Settings) -> AdminClient:
     return AdminClient(settings.kafka_client_config())
 
@@ -37,7 +42,13 @@ def admin_client(settings: Settings) -> AdminClient:
 def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
     """Create whichever project topics are missing; returns the names created (none on a re-run)."""
     admin = admin_client(settings)
-    metadata = admin.list_topics(timeout=timeout)
+    try:
+        metadata = admin.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise KafkaUnreachable(
+            f"Kafka at {settings.brokers} did not answer within {timeout:.0f} s ({exc.args[0].str()}). "
+            "Start local Kafka (`make kafka-start`) or fix SENTISTREAM_BOOTSTRAP_SERVERS."
+        ) from None
     brokers = len(metadata.brokers)
     replication = min(3, brokers)
     missing = [spec for spec in topic_specs(settings) if spec.name not in metadata.topics]
@@ -64,6 +75,8 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    names = ensure_topics(get_settings())
+    try:
+        names = ensure_topics(get_settings())
+    except KafkaUnreachable as error:
+        sys.exit(f"error: {error}")
     print(f"Created: {', '.join(names)}" if names else "All topics already exist")
-    sys.exit(0)

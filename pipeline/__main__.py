@@ -7,7 +7,7 @@ import logging
 import sys
 
 from common.settings import get_settings
-from common.topics import ensure_topics
+from common.topics import KafkaUnreachable, ensure_topics
 from pipeline.supervisor import Supervisor
 from pipeline.worker import ROLES
 
@@ -26,7 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "worker":
         ROLES[args.role](settings)
         return 0
-    ensure_topics(settings)
+    while True:  # Kafka may come up after us (or be down for a while): wait for it rather than exit.
+        try:
+            ensure_topics(settings, timeout=10)
+            break
+        except KafkaUnreachable as error:
+            logging.getLogger("pipeline").warning("%s Retrying.", error)
     return Supervisor(args.workers, statistics=not args.no_stats).run()
 
 
