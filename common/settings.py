@@ -61,6 +61,7 @@ class Settings(BaseSettings):
         description="Flair pretrained name (sentiment, sentiment-fast) or path to a .pt file",
     )
     torch_threads: int = Field(default=2, ge=1)
+    model_quantize: bool = Field(default=False, description="int8 dynamic quantisation of Linear layers")
 
     # --- Producer and app ---------------------------------------------------------------------
     producer_rate: float = Field(default=20.0, ge=0, description="Posts/s the app's producer starts at")

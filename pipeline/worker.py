@@ -14,7 +14,7 @@ logger = logging.getLogger(__name__)
 def run_classifier(settings: Settings) -> None:
     from sentiment_model.classifier import SentimentClassifier  # torch/flair: only this process kind pays for it
 
-    classifier = SentimentClassifier.load(settings.model, torch_threads=settings.torch_threads)
+    classifier = SentimentClassifier.load(settings.model, settings.torch_threads, quantize=settings.model_quantize)
     logger.info("Classifier worker %d: model %s, batch %d, max wait %d ms, %s",
                 os.getpid(), classifier.name, settings.batch_size, settings.batch_max_wait_ms, settings.processing_guarantee)
     classifier_application(settings, classifier).run()
