@@ -1,0 +1,1 @@
+"""The post producer: sources of posts, pacing, and the Kafka writer (``python -m producer``)."""

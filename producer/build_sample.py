@@ -61,7 +61,7 @@ _NOUNS = (
 # The corpus went through a bad re-encoding: every non-ASCII character in it is debris (mostly
 # U+FFFD and stray Armenian/CJK code points around underscores), so whole runs of it are dropped.
 _MOJIBAKE = re.compile(r"_*[\u0080-\U0010ffff][_\u0080-\U0010ffff]*")
-_LINK = re.compile(r"\bhttps?:\S*")
+_LINK = re.compile(r"\bhttps?(?::\S*|\s*$)")  # also a link cut to "http" at the very end
 _MENTION = re.compile(r"(?<!\w)@\w+")
 _LETTER = re.compile(r"[A-Za-z]")
 

@@ -101,7 +101,10 @@ def synthetic_posts(seed: int | None = None) -> Iterator[Post]:
             )
         else:
             text = rng.choice(_TEMPLATES[mood]).format(
-                subject=subject, word=rng.choice(_WORDS[mood]), tag=rng.choice(_TAGS), emoji=rng.choice(_EMOJI.get(mood, ("",)))
+                subject=subject,
+                word=rng.choice(_WORDS[mood]),
+                tag=rng.choice(_TAGS),
+                emoji=rng.choice(_EMOJI.get(mood, ("",))),
             )
         yield Post(
             id=uuid.UUID(int=rng.getrandbits(128), version=4).hex,
@@ -122,7 +125,7 @@ def _file_format(rows: Path | str | BinaryIO, file_format: FileFormat | None) ->
     suffix = Path(name).suffix.lower()
     if suffix == ".csv":
         return "csv"
-    if suffix in (".jsonl", ".ndjson", ".json"):
+    if suffix in (".jsonl", ".ndjson"):
         return "jsonl"
     raise ValueError(f"cannot tell the format of {name or 'the file'!r}: pass file_format='csv' or 'jsonl'")
 
