@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test setup model kafka-start kafka-stop kafka-status pipeline producer clean help
+.PHONY: run test setup model bench kafka-start kafka-stop kafka-status pipeline producer clean help
 
 run: setup ## set up, start local Kafka, build the model if missing, run pipeline + producer
 	$(PY) run.py
@@ -22,6 +22,9 @@ $(INSTALLED): requirements.txt requirements-dev.txt
 
 model: setup ## build the offline sentiment model (skipped when already built)
 	$(PY) -m sentiment_model.build
+
+bench: model ## run the benchmarks (a few minutes); writes docs/benchmarks/
+	$(PY) -m bench
 
 kafka-start: setup ## start local Kafka only (NODES=3 for the replicated cluster)
 	$(PY) -m kafka_local start --nodes $(or $(NODES),1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -80,6 +81,12 @@ class Settings(BaseSettings):
         """These settings as the environment variables that reproduce them in a child process."""
         prefix = self.model_config["env_prefix"]
         return {f"{prefix}{name.upper()}": str(value) for name, value in self.model_dump().items() if value is not None}
+
+    def child_environment(self) -> dict[str, str]:
+        """This process's environment with these settings replacing any SENTISTREAM_* variables."""
+        prefix = self.model_config["env_prefix"]
+        environment = {key: value for key, value in os.environ.items() if not key.startswith(prefix)}
+        return {**environment, **self.as_environment()}
 
     def kafka_client_config(self) -> dict[str, str]:
         """librdkafka settings every client shares: address and security."""

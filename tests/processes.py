@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import subprocess
 import sys
@@ -15,9 +14,7 @@ from common.settings import PROJECT_ROOT, Settings
 @contextlib.contextmanager
 def running(settings: Settings, *args: str, stop_timeout: float = 60.0) -> Iterator[subprocess.Popen]:
     """``python -m <args>`` with ``settings`` in its environment; SIGTERM on exit, which must stop it cleanly."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SENTISTREAM_")}
-    env.update(settings.as_environment())
-    process = subprocess.Popen([sys.executable, "-m", *args], cwd=PROJECT_ROOT, env=env)
+    process = subprocess.Popen([sys.executable, "-m", *args], cwd=PROJECT_ROOT, env=settings.child_environment())
     try:
         yield process
     finally:

@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m bench`` (``make bench``). Each prints and records measured figures, never asserts."""

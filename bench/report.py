@@ -1,0 +1,99 @@
+"""Writing a benchmark run: JSON (all figures), a markdown table (for the README) and Plotly figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms"
+
+
+def summary_rows(run: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(what, measured, target, met?) rows for whatever this run measured."""
+    rows = []
+    model = run.get("model")
+    if model:
+        sizes = ", ".join(f"{size}: {rate:.0f}" for size, rate in model["posts_per_second"].items())
+        rows.append(("Raw model throughput, posts/s by batch size", sizes, "-", "-"))
+    pipeline = run.get("pipeline")
+    if pipeline and model:
+        ratio = pipeline["posts_per_second"] / model["best_posts_per_second"]
+        rows.append(("Pipeline throughput (1 worker) / best raw", f"{pipeline['posts_per_second']:.1f} posts/s = {ratio:.2f}",
+                     ">= 0.90", "yes" if ratio >= 0.9 else "no"))
+    latency = run.get("latency")
+    if latency:
+        e2e = latency["end_to_end_seconds"]
+        rows.append((f"End-to-end latency at {latency['rate']:.0f} posts/s (50% load), p50 / p95 / p99",
+                     f"{_ms(e2e['p50'])} / {_ms(e2e['p95'])} / {_ms(e2e['p99'])}", "p95 <= 500 ms",
+                     "yes" if e2e["p95"] <= 0.5 else "no"))
+        adhoc = latency.get("adhoc_round_trip_seconds")
+        if adhoc:
+            rows.append(("Ad-hoc round trip under that load, p50 / p95", f"{_ms(adhoc['p50'])} / {_ms(adhoc['p95'])}",
+                         "p95 <= 1 s", "yes" if adhoc["p95"] <= 1.0 and not latency["adhoc_lost"] else "no"))
+    producer = run.get("producer")
+    if producer:
+        rows.append(("Producer, small JSON posts to one broker", f"{producer['posts_per_second']:,.0f} posts/s, "
+                     f"{producer['megabytes_per_second']:.1f} MB/s", ">= 100,000 posts/s",
+                     "yes" if producer["posts_per_second"] >= 100_000 else "no"))
+    dashboard = run.get("dashboard")
+    if dashboard:
+        rows.append((f"Dashboard consumer, {dashboard['results']:,} results",
+                     f"{dashboard['results_per_second']:,.0f} results/s, peak RSS growth {dashboard['rss_growth_mib']:.0f} MiB, "
+                     f"snapshot {dashboard['snapshot_ms']['p95']:.0f} ms p95",
+                     "bounded memory, refresh <= 200 ms", "yes" if dashboard["bounded"] and dashboard["snapshot_ms"]["p95"] <= 200 else "no"))
+    scaling = run.get("scaling")
+    if scaling:
+        rows.append(("Scaling, posts/s with 1 / 2 workers", " / ".join(f"{s['posts_per_second']:.1f}" for s in scaling), "-", "-"))
+    return rows
+
+
+def markdown(run: dict[str, Any]) -> str:
+    machine = run["machine"]
+    lines = [
+        f"Measured {run['finished_at']} on {machine['cores']} cores, {machine['memory_gib']} GiB ({machine['cpu']}, "
+        f"{machine['os']}, Python {machine['python']}), model `{run.get('model', {}).get('model', '?')}`"
+        f"{' (quick run: tiny sizes, figures not meaningful)' if run['quick'] else ''}.",
+        "",
+        "| what | measured | target | met |",
+        "| --- | --- | --- | --- |",
+    ]
+    lines += [f"| {what} | {measured} | {target} | {met} |" for what, measured, target, met in summary_rows(run)]
+    return "\n".join(lines) + "\n"
+
+
+def figures(run: dict[str, Any], out: Path) -> list[Path]:
+    written = []
+    model = run.get("model")
+    if model:
+        sizes = [str(size) for size in model["posts_per_second"]]
+        figure = go.Figure(go.Bar(x=sizes, y=list(model["posts_per_second"].values()), name="model alone"))
+        for label, entry in (("pipeline, 1 worker", run.get("pipeline")),):
+            if entry:
+                figure.add_hline(y=entry["posts_per_second"], line_dash="dash", annotation_text=label)
+        figure.update_layout(title="Model throughput by batch size", xaxis_title="batch size", yaxis_title="posts/s")
+        written.append(out / "throughput.html")
+        figure.write_html(written[-1], include_plotlyjs="cdn")
+    latency = run.get("latency")
+    if latency:
+        names = ["end to end", "produced to scored"] + (["ad-hoc round trip"] if "adhoc_round_trip_seconds" in latency else [])
+        keys = ["end_to_end_seconds", "produced_to_scored_seconds", "adhoc_round_trip_seconds"]
+        figure = go.Figure([
+            go.Bar(name=name, x=["p50", "p95", "p99"], y=[latency[key].get(p, 0) * 1000 for p in ("p50", "p95", "p99")])
+            for name, key in zip(names, keys)
+        ])
+        figure.update_layout(title=f"Latency at {latency['rate']:.0f} posts/s", yaxis_title="ms", barmode="group")
+        written.append(out / "latency.html")
+        figure.write_html(written[-1], include_plotlyjs="cdn")
+    return written
+
+
+def write(run: dict[str, Any], out: Path) -> None:
+    (out / "results.json").write_text(json.dumps(run, indent=2, default=str))
+    (out / "results.md").write_text(markdown(run))
+    for path in [out / "results.json", out / "results.md", *figures(run, out)]:
+        print(f"wrote {path}")
