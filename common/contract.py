@@ -13,6 +13,7 @@ from enum import Enum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 SCHEMA_VERSION = 1
 LABELS = ("POSITIVE", "NEUTRAL", "NEGATIVE")
@@ -20,6 +21,14 @@ Label = Literal["POSITIVE", "NEUTRAL", "NEGATIVE"]
 
 # Deeper JSON than this is refused before pydantic sees it (a post is a flat object).
 MAX_JSON_DEPTH = 32
+# The latest creation time accepted, 9999-12-31T23:59:59Z: an infinite or later time has no datetime and no
+# millisecond Kafka timestamp, and one such post used to crash the statistics worker at every restart.
+MAX_CREATED_AT = 253402300799.0
+# A dead letter must always fit in one Kafka message (librdkafka's message.max.bytes: 1,000,000 by default),
+# whatever arrived: it keeps the original payload exactly up to this many bytes, and the key up to this many
+# characters (``payload_truncated`` and ``payload_size`` tell when it is cut).
+MAX_DEAD_LETTER_PAYLOAD = 256 * 1024
+MAX_DEAD_LETTER_KEY = 1024
 
 
 class _Message(BaseModel):
@@ -39,11 +48,21 @@ class Post(_Message):
     author: str = Field(min_length=1, max_length=128)
     source: str = Field(min_length=1, max_length=64)
     text: str
-    created_at: float = Field(default_factory=time.time, gt=0, description="at the source")
+    created_at: float = Field(
+        default_factory=time.time, gt=0, le=MAX_CREATED_AT, allow_inf_nan=False, description="at the source"
+    )
 
     @field_validator("text")
     @classmethod
     def _text_has_content(cls, text: str) -> str:
+        # JSON can carry lone UTF-16 surrogates ("\ud800"): no tokenizer or serializer accepts them.
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise PydanticCustomError(
+                "lone_surrogate", "text holds a lone surrogate at character {position}, which is not Unicode text",
+                {"position": exc.start},
+            ) from None
         # Zero-width and control characters alone are no more text than spaces are.
         if not any(char.isprintable() and not char.isspace() for char in text):
             raise ValueError("text is empty or has no visible characters")
@@ -86,8 +105,10 @@ class DeadLetter(_Message):
 
     reason: RejectReason
     detail: str
-    payload_base64: str = Field(description="the original bytes, exactly")
+    payload_base64: str = Field(description="the original bytes, exactly (the first MAX_DEAD_LETTER_PAYLOAD of a bigger one)")
     payload_preview: str | None = Field(description="the original as text, if it was UTF-8 (cut)")
+    payload_size: int | None = Field(default=None, description="bytes of the original payload")
+    payload_truncated: bool = Field(default=False, description="payload_base64 holds only its beginning")
     key: str | None
     source_topic: str
     partition: int
@@ -178,15 +199,18 @@ def dead_letter_for(
 ) -> DeadLetter:
     raw = raw or b""
     try:
-        preview: str | None = raw[:500].decode("utf-8")
+        # Decode it all, then cut: cutting the bytes first could split a character and lose the preview.
+        preview: str | None = raw.decode("utf-8")[:500]
     except UnicodeDecodeError:
         preview = None
     return DeadLetter(
         reason=error.reason,
         detail=error.detail,
-        payload_base64=base64.b64encode(raw).decode(),
+        payload_base64=base64.b64encode(raw[:MAX_DEAD_LETTER_PAYLOAD]).decode(),
         payload_preview=preview,
-        key=key.decode("utf-8", "replace") if key else None,
+        payload_size=len(raw),
+        payload_truncated=len(raw) > MAX_DEAD_LETTER_PAYLOAD,
+        key=key.decode("utf-8", "replace")[:MAX_DEAD_LETTER_KEY] if key else None,
         source_topic=topic,
         partition=partition,
         offset=offset,

