@@ -26,6 +26,9 @@ PRODUCER_CONFIG: dict[str, str | int | bool] = {
     "compression.type": "lz4",  # cheap on CPU; short English texts compress well in batches
     "linger.ms": 20,  # batch for up to 20 ms: fewer, bigger requests at high rates
     "client.id": "sentistream-producer",
+    # Successes are derived (sent - failed - still queued): a Python callback per delivered post
+    # would cost more than producing it.
+    "delivery.report.only.error": True,
 }
 
 
@@ -94,6 +97,7 @@ class PostProducer:
             **PRODUCER_CONFIG,
             **(extra_config or {}),
             "error_cb": self._on_error,
+            "on_delivery": self._on_delivery,
         }
         self._producer = Producer(self.config)
         self._pacer = RatePacer(rate)
@@ -103,7 +107,7 @@ class PostProducer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._running = False
-        self._sent = self._delivered = self._failed = 0
+        self._sent = self._failed = 0  # _sent is written by the run thread only
         self._started_at: float | None = None
         self._last_error: str | None = None
 
@@ -145,13 +149,14 @@ class PostProducer:
         return self.stats()
 
     def stats(self) -> ProducerStats:
+        queued = len(self._producer)  # read before sent, so delivered is never over-counted
         with self._lock:
-            sent, delivered, failed, last_error = self._sent, self._delivered, self._failed, self._last_error
+            sent, failed, last_error = self._sent, self._failed, self._last_error
         return ProducerStats(
             sent=sent,
-            delivered=delivered,
+            delivered=max(0, sent - failed - queued),
             failed=failed,
-            queued=sent - delivered - failed,
+            queued=queued,
             rate=self._meter.rate(sent),
             target_rate=self._pacer.rate,
             started_at=self._started_at,
@@ -210,7 +215,7 @@ class PostProducer:
 
     def _reset(self) -> None:
         with self._lock:
-            self._sent = self._delivered = self._failed = 0
+            self._sent = self._failed = 0
             self._last_error = None
         self._started_at = time.time()
         self._meter.reset()
@@ -231,15 +236,14 @@ class PostProducer:
         value, key = post.to_bytes(), post.author.encode()
         while True:
             try:
-                self._producer.produce(self.topic, value, key, on_delivery=self._on_delivery)
+                self._producer.produce(self.topic, value, key)
                 break
             except BufferError:
                 # librdkafka's queue is full: wait for deliveries to make room, never drop the post.
                 self._producer.poll(0.05)
                 if self._stop.is_set():
                     return False
-        with self._lock:
-            self._sent += 1
+        self._sent += 1
         return True
 
     def _flush(self) -> None:
@@ -250,9 +254,7 @@ class PostProducer:
     # --- librdkafka callbacks (served on the run thread, by poll/flush) -------------------------
 
     def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
-        if error is None:
-            with self._lock:
-                self._delivered += 1
+        if error is None:  # only failures are reported (delivery.report.only.error)
             return
         with self._lock:
             self._failed += 1

@@ -54,6 +54,9 @@ class BufferErrorCounter:
     def __getattr__(self, name: str):
         return getattr(self.inner, name)
 
+    def __len__(self) -> int:  # dunder methods bypass __getattr__
+        return len(self.inner)
+
 
 def test_config_is_idempotent_acks_all_compressed_and_batched(settings: Settings) -> None:
     config = PostProducer(settings, synthetic_posts(), rate=None).config
