@@ -10,6 +10,7 @@ run: setup ## set up, start local Kafka, build the model if missing, run pipelin
 	$(PY) run.py
 
 test: setup ## run the whole test suite (it starts its own Kafka on port 19092)
+	./scripts/install-test-tools.sh
 	$(PY) -m pytest
 
 setup: $(INSTALLED) ## virtualenv with pinned requirements, and the Kafka jars
