@@ -1,0 +1,1 @@
+"""The Streamlit app's non-UI logic: results feed, aggregates, Kafka monitoring, producer control."""

@@ -1,0 +1,187 @@
+"""Every page with streamlit's AppTest, against the session's real Kafka and the real pipeline."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+from confluent_kafka import Producer
+from streamlit.testing.v1 import AppTest
+
+from common.contract import LABELS, SentimentResult
+from common.settings import PROJECT_ROOT, Settings
+from tests.dashboard.conftest import make_posts, send_posts, use_settings
+from tests.kafka_reading import read_topic
+from tests.processes import running
+
+MONITORING_TABLES = ["brokers", "partitions", "pipeline lag", "statistics lag", "dead letters"]  # in page order
+PAGES = ["pages/live.py", "pages/producer.py", "pages/analyze.py", "pages/monitoring.py"]
+
+
+def open_page(page: str) -> AppTest:
+    app = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60)
+    app.switch_page(page)
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def metric(app: AppTest, label: str) -> str | None:
+    return next((m.value for m in app.metric if m.label.endswith(label) or f"[{label}]" in m.label), None)
+
+
+def rerun_until(app: AppTest, condition: Callable[[AppTest], bool], timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition(app):
+        tables = [frame.value.to_dict("list") for frame in app.dataframe][:1]
+        assert time.monotonic() < deadline, f"timed out; metrics: {[(m.label, m.value) for m in app.metric]}; {tables}; {[e.value for e in app.error]}"
+        time.sleep(1.0)
+        app.run()
+        assert not app.exception, app.exception
+
+
+def test_live_page_shows_the_pipelines_results_counted_once(app_settings: Settings) -> None:
+    posts = make_posts(40) + make_posts(20, source="reddit")
+    with running(app_settings, "pipeline", "--workers", "1", "--no-stats"):
+        app = open_page("pages/live.py")
+        send_posts(app_settings, posts)
+        rerun_until(app, lambda app: metric(app, "Posts") == "60")
+        assert len(app.get("plotly_chart")) == 6
+        latest = app.dataframe[0].value
+        assert set(latest["text"]) <= {post.text for post in posts} and len(latest) == 60
+        assert {label for labels in latest["label"] for label in labels} <= set(LABELS)
+
+        # At-least-once delivery may repeat a result: the page still counts each post once.
+        result = read_topic(app_settings, app_settings.topic_results, 1)[0]
+        producer = Producer(app_settings.kafka_client_config())
+        producer.produce(app_settings.topic_results, result.value(), result.key())
+        producer.flush(10)
+        time.sleep(3)
+        app.run()
+        assert metric(app, "Posts") == "60"
+
+        app.multiselect(key="live-sources").set_value(["reddit"]).run()
+        assert metric(app, "Posts") == "20"
+        app.multiselect(key="live-sources").set_value([]).run()
+        app.multiselect(key="live-authors").set_value(["author-1"]).run()
+        assert metric(app, "Posts") == str(sum(post.author == "author-1" for post in posts))
+
+        monitoring = open_page("pages/monitoring.py")
+        rerun_until(monitoring, lambda app: metric(app, "Pipeline workers") == "1" and metric(app, "Pipeline lag") == "0")
+
+
+def test_analyze_page_gets_a_real_label_through_the_pipeline(app_settings: Settings) -> None:
+    with running(app_settings, "pipeline", "--workers", "1", "--no-stats"):
+        app = open_page("pages/analyze.py")
+        app.text_area(key="analyze-text").input("I absolutely love this, what a wonderful day!")
+        app.button[0].click().run()
+        assert not app.error, [e.value for e in app.error]
+        rerun_until(app, lambda app: metric(app, "Label") is not None, timeout=60)
+        label = metric(app, "Label")
+        assert any(f"[{name}]" in label for name in LABELS), label
+        history = app.dataframe[0].value
+        assert list(history["status"]) == ["done"] and history["latency"][0] > 0
+
+        app.toggle(key="analyze-batch").set_value(True).run()
+        app.text_area(key="analyze-text").input("Great job team\n\nThe train leaves at four\nI hate waiting")
+        app.button[0].click().run()  # a form sends its values with the submit click
+        rerun_until(app, lambda app: list(app.dataframe[0].value["status"]).count("done") == 4, timeout=60)
+        assert list(app.dataframe[0].value["text"][:3]) == ["Great job team", "The train leaves at four", "I hate waiting"]
+
+
+def test_analyze_page_refuses_too_long_or_empty_text_with_a_message(app_settings: Settings) -> None:
+    app = open_page("pages/analyze.py")
+    app.text_area(key="analyze-text").input("x" * (app_settings.max_text_chars + 1))
+    app.button[0].click().run()
+    assert any("the limit is" in e.value for e in app.error)
+    app.text_area(key="analyze-text").input("   ")
+    app.button[0].click().run()
+    assert any("Type some text" in e.value for e in app.error)
+    assert read_topic(app_settings, app_settings.topic_posts, 1, timeout=3) == []
+
+
+def test_analyze_page_renders_user_text_as_text_only(app_settings: Settings) -> None:
+    hostile = "<img src=x onerror=alert(1)> **bold** [link](http://evil)"
+    with running(app_settings, "pipeline", "--workers", "1", "--no-stats"):
+        app = open_page("pages/analyze.py")
+        app.text_area(key="analyze-text").input(hostile)
+        app.button[0].click().run()
+        rerun_until(app, lambda app: metric(app, "Label") is not None, timeout=60)
+    assert app.dataframe[0].value["text"][0] == hostile
+    rendered = [m.value for m in app.markdown] + [e.value for e in app.error] + [w.value for w in app.warning]
+    assert not any("evil" in text or "onerror" in text for text in rendered)
+
+
+def test_producer_page_starts_changes_and_stops_the_real_producer(app_settings: Settings) -> None:
+    app = open_page("pages/producer.py")
+    app.radio(key="producer-source").set_value("synthetic").run()
+    app.number_input(key="producer-rate").set_value(50.0).run()
+    app.button(key="producer-start").click().run()
+    rerun_until(app, lambda app: (metric(app, "Delivered") or "0") not in ("0",), timeout=30)
+    assert any("Running" in header.value for header in app.subheader)
+    assert metric(app, "Target") == "50/s"
+    app.number_input(key="producer-rate").set_value(100.0).run()  # changed while it runs
+    assert metric(app, "Target") == "100/s"
+
+    other_tab = open_page("pages/producer.py")  # one producer per server: another tab sees it running
+    assert any("Running — Synthetic generator" in header.value for header in other_tab.subheader)
+    other_tab.button(key="producer-stop").click().run()
+    rerun_until(app, lambda app: any("Stopped" in header.value for header in app.subheader), timeout=30)
+    assert int(metric(app, "Failed")) == 0
+    assert len(read_topic(app_settings, app_settings.topic_posts, int(metric(app, "Delivered").replace(",", "")))) > 0
+
+
+def test_producer_starts_itself_once_when_autostart_is_set(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, release_server_objects: None
+) -> None:
+    use_settings(settings.model_copy(update={"producer_autostart": True, "producer_rate": 25.0}), monkeypatch)
+    app = open_page("pages/live.py")
+    app = open_page("pages/producer.py")
+    assert any("Running — Shipped data set" in header.value for header in app.subheader)
+    assert metric(app, "Target") == "25/s"
+
+
+def test_producer_page_explains_an_unusable_upload(app_settings: Settings) -> None:
+    app = open_page("pages/producer.py")
+    app.radio(key="producer-source").set_value("upload").run()
+    app.button(key="producer-start").click().run()
+    assert any("did not start" in e.value for e in app.error)
+    assert "choose a CSV or JSONL file" in app.text[0].value
+
+
+def test_monitoring_lists_the_topics_lag_and_workers(app_settings: Settings) -> None:
+    send_posts(app_settings, make_posts(30))
+    app = open_page("pages/monitoring.py")
+    assert metric(app, "Brokers") == "1"
+    assert metric(app, "Pipeline workers") == "0"
+    assert metric(app, "Pipeline lag") == "30"  # nothing consumed yet: all of it waits
+    assert any("not running" in w.value for w in app.warning)
+    partitions = app.dataframe[MONITORING_TABLES.index("partitions")].value
+    assert set(partitions["topic"]) == {app_settings.topic_posts, app_settings.topic_results, app_settings.topic_dead_letters, app_settings.topic_stats}
+    assert partitions.loc[partitions["topic"] == app_settings.topic_posts, "end offset"].sum() == 30
+    assert (partitions["under-replicated"] == "").all()
+    lag = app.dataframe[MONITORING_TABLES.index("pipeline lag")].value
+    assert lag["lag"].sum() == 30 and len(lag) == app_settings.posts_partitions
+
+
+def test_monitoring_browses_dead_letters(app_settings: Settings) -> None:
+    producer = Producer(app_settings.kafka_client_config())
+    producer.produce(app_settings.topic_posts, b"{not json", b"k")
+    producer.flush(10)
+    with running(app_settings, "pipeline", "--workers", "1", "--no-stats"):
+        read_topic(app_settings, app_settings.topic_dead_letters, 1, timeout=90)
+        app = open_page("pages/monitoring.py")
+        rerun_until(app, lambda app: metric(app, "Dead letters") == "1", timeout=30)
+        rerun_until(app, lambda app: len(app.dataframe) == len(MONITORING_TABLES), timeout=30)
+    letters = app.dataframe[MONITORING_TABLES.index("dead letters")].value
+    assert list(letters["reason"]) == ["invalid_json"] and letters["preview"][0] == "{not json"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_shows_a_status_not_a_traceback_when_kafka_is_unreachable(
+    settings: Settings, page: str, monkeypatch: pytest.MonkeyPatch, release_server_objects: None
+) -> None:
+    use_settings(settings.model_copy(update={"bootstrap_servers": "127.0.0.1:1"}), monkeypatch)
+    app = open_page(page)
+    assert any("Kafka is unreachable" in e.value or "Kafka does not answer" in e.value for e in app.error)

@@ -1,0 +1,128 @@
+"""The app in a real browser: ``streamlit run app.py`` against the test Kafka and the real pipeline.
+
+Drives headless Chromium (the Debian ``chromium`` package) with Playwright: starts the producer
+from the page, waits for the live charts, analyses a text, and screenshots every page (into the
+test's temp dir, copied to ``screenshots/``, which git ignores).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from common.settings import PROJECT_ROOT, Settings
+from tests.processes import running
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+SCREENSHOTS = PROJECT_ROOT / "screenshots"
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent (apt-get install chromium)")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "streamlit exited at start"
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read() == b"ok":
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"streamlit did not become healthy within {timeout} s")
+
+
+@pytest.fixture
+def app_settings(settings: Settings, tiny_model_path: Path) -> Settings:
+    return settings.model_copy(update={"model": str(tiny_model_path), "producer_rate": 20.0, "batch_max_wait_ms": 50})
+
+
+@pytest.fixture
+def app_url(app_settings: Settings) -> Iterator[str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SENTISTREAM_")}
+    env.update(app_settings.as_environment())
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true"],
+        cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, process)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_the_dashboard_in_a_browser(app_settings: Settings, app_url: str, tmp_path: Path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright==1.58.0)")
+    SCREENSHOTS.mkdir(exist_ok=True)
+
+    def screenshot(page, name: str) -> None:  # noqa: ANN001 - playwright's Page
+        path = tmp_path / f"{name}.png"
+        page.screenshot(path=str(path))
+        shutil.copy(path, SCREENSHOTS / path.name)
+
+    with running(app_settings, "pipeline", "--workers", "1", "--no-stats"), sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1920, "height": 1500})
+        page.set_default_timeout(30_000)
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+
+        page.goto(f"{app_url}/producer")
+        page.get_by_role("button", name="Start").click()
+        sync_api.expect(page.get_by_text("Running — Shipped data set")).to_be_visible()
+        sync_api.expect(page.get_by_role("button", name="Stop")).to_be_enabled()
+        screenshot(page, "producer")
+
+        page.goto(app_url)
+        # The live page shows its headline numbers and six charts once results flow (the model loads first).
+        sync_api.expect(page.get_by_test_id("stMetric").filter(has_text="Posts")).to_be_visible(timeout=120_000)
+        sync_api.expect(page.get_by_test_id("stPlotlyChart")).to_have_count(6)
+        time.sleep(6)  # a few refreshes: lines, not single points
+        posts = page.get_by_test_id("stMetric").filter(has_text="Posts").get_by_test_id("stMetricValue").inner_text()
+        assert int(posts.replace(",", "")) > 0
+        screenshot(page, "live")
+
+        page.goto(f"{app_url}/analyze")
+        page.get_by_test_id("stTextArea").locator("textarea").fill("What a wonderful, lovely day, I love it!")
+        page.get_by_role("button", name="Analyze").click()
+        label = page.get_by_test_id("stMetric").filter(has_text="Label").get_by_test_id("stMetricValue")
+        sync_api.expect(label).to_have_text(re.compile(r"(POSITIVE|NEUTRAL|NEGATIVE)$"), timeout=30_000)
+        sync_api.expect(page.get_by_test_id("stMetric").filter(has_text="Latency")).to_be_visible()
+        screenshot(page, "analyze")
+
+        page.goto(f"{app_url}/monitoring")
+        sync_api.expect(page.get_by_test_id("stMetric").filter(has_text="Pipeline workers")).to_contain_text("1")
+        sync_api.expect(page.get_by_text("Topics and partitions")).to_be_visible()
+        time.sleep(6)  # a second refresh: per-partition throughput
+        screenshot(page, "monitoring")
+
+        page.goto(f"{app_url}/producer")
+        page.get_by_role("button", name="Stop").click()
+        sync_api.expect(page.get_by_text("Stopped — Shipped data set")).to_be_visible()
+        browser.close()
+    assert not errors, f"JavaScript errors in the page: {errors}"
