@@ -134,3 +134,52 @@ def test_any_json_object_gives_a_post_or_a_specific_reason(document: dict) -> No
     else:
         assert isinstance(document["text"], str) and isinstance(document["author"], str)
         assert post.text == document["text"]
+
+
+# Floats as JSON can carry them (json.dumps writes Infinity/NaN; 1e999 parses as infinity) and text with
+# anything in it, lone surrogates included ("\ud800" escapes are valid JSON).
+wild_floats = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([0.0, -0.0, 1e300, 2.6e11, 9.3e15])
+wild_text = st.text(st.characters(codec=None, categories=None), max_size=40)
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(
+    st.fixed_dictionaries(
+        {"author": wild_text, "source": wild_text, "text": wild_text},
+        optional={"created_at": wild_floats | st.integers(), "id": wild_text},
+    )
+)
+def test_every_accepted_post_can_be_scored_and_emitted_downstream(document: dict) -> None:
+    """What the validator accepts, the pipeline must be able to emit and the statistics to window:
+    a post that passes validation but breaks later is a poison message that stops a worker for good."""
+    raw = json.dumps(document, ensure_ascii=True).encode()
+    try:
+        post = decode_post(raw, LIMIT)
+    except InvalidPost as error:
+        assert error.reason in RejectReason
+        return
+    assert decode_post(post.to_bytes(), LIMIT) == post  # round trip: what the producer would write
+    post.text.encode("utf-8")  # what the tokenizer gets
+    result = SentimentResult(
+        post_id=post.id, author=post.author, source=post.source, text=post.text, label="NEUTRAL", score=0.5,
+        model="m", created_at=post.created_at, produced_at=post.created_at, processed_at=post.created_at,
+    )
+    emitted = json.loads(result.to_bytes())
+    assert emitted["created_at"] == post.created_at  # a number, never null (infinity serialises as null)
+    assert 0 < int(emitted["created_at"] * 1000) < 2**63  # a Kafka timestamp (the statistics' event time)
+
+
+@settings(deadline=None, max_examples=60)
+@given(
+    size=st.integers(0, 3_000_000),
+    fill=st.sampled_from([b"x", b"\xff", b"\x00", "é".encode(), b'"', b"\\", b"\n"]),
+    key_size=st.integers(0, 200_000),
+)
+def test_a_dead_letter_always_fits_in_one_kafka_message(size: int, fill: bytes, key_size: int) -> None:
+    raw = (fill * size)[:size]
+    key = (fill * key_size)[:key_size]
+    letter = dead_letter_for(InvalidPost(RejectReason.INVALID_JSON, "x"), raw, key, "posts.raw", 0, 1)
+    assert len(letter.to_bytes()) < 1_000_000  # librdkafka's default message.max.bytes
+    kept = base64.b64decode(letter.payload_base64)
+    assert raw.startswith(kept) and (kept == raw) == (not letter.payload_truncated)
+    assert letter.payload_size == len(raw)

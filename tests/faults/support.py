@@ -1,0 +1,246 @@
+"""What the fault tests share: exact accounting of posts in and results out, lag, logged child processes."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from common.contract import DeadLetter, Post
+from common.settings import PROJECT_ROOT, Settings
+from producer.producer import PostProducer
+from producer.sources import synthetic_posts
+from tests.kafka_reading import read_topic
+
+
+# --- reading topics to their end ------------------------------------------------------------------
+
+
+def read_all(settings: Settings, topic: str, timeout: float = 60.0) -> list[Message]:
+    """Every committed message of ``topic``, from the start to the current end of each partition.
+
+    Reads with ``isolation.level=read_committed`` (what the app and any downstream reader see), so
+    aborted transactions never count; the end of a partition is its last stable offset.
+    """
+    consumer = Consumer(
+        {
+            **settings.kafka_client_config(),
+            "group.id": f"fault-reader-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "isolation.level": "read_committed",
+        }
+    )
+    try:
+        partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        at_end: set[int] = set()
+        messages: list[Message] = []
+        deadline = time.monotonic() + timeout
+        while len(at_end) < len(partitions):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{topic}: partitions {sorted(set(partitions) - at_end)} not read to their end in {timeout:.0f} s")
+            for message in consumer.consume(num_messages=1000, timeout=0.5):
+                error = message.error()
+                if error is None:
+                    messages.append(message)
+                elif error.code() == KafkaError._PARTITION_EOF:
+                    at_end.add(message.partition())
+                elif not error.retriable():
+                    raise KafkaException(error)
+        return messages
+    finally:
+        consumer.close()
+
+
+def group_lag(settings: Settings, group: str, topic: str) -> int | None:
+    """Messages of ``topic`` not yet committed by ``group`` (None when Kafka cannot tell right now)."""
+    consumer = Consumer({**settings.kafka_client_config(), "group.id": group, "enable.auto.commit": False})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        committed = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
+        lag = 0
+        for tp in committed:
+            if tp.error:
+                return None
+            end = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=10)[1]
+            lag += end - max(tp.offset, 0)
+        return lag
+    except KafkaException:
+        return None
+    finally:
+        consumer.close()
+
+
+def wait_until_caught_up(settings: Settings, group: str, topic: str, timeout: float) -> float:
+    """Wait until ``group`` has committed every message of ``topic``; returns the seconds it took."""
+    started = time.monotonic()
+    lag = None
+    while time.monotonic() - started < timeout:
+        lag = group_lag(settings, group, topic)
+        if lag == 0:
+            return time.monotonic() - started
+        time.sleep(1.0)
+    raise AssertionError(f"group {group} still {lag} messages behind on {topic} after {timeout:.0f} s")
+
+
+# --- accounting -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Accounting:
+    """Post ids: in the raw topic, in results, in dead letters (each with its count)."""
+
+    produced: Counter[str]
+    results: Counter[str]
+    dead_letters: Counter[str]
+
+    @property
+    def lost(self) -> set[str]:
+        return set(self.produced) - set(self.results) - set(self.dead_letters)
+
+    @property
+    def unexpected(self) -> set[str]:
+        return (set(self.results) | set(self.dead_letters)) - set(self.produced)
+
+    @property
+    def in_both(self) -> set[str]:
+        return set(self.results) & set(self.dead_letters)
+
+    @property
+    def duplicates(self) -> int:
+        """Outputs beyond one per post: repeated results, repeated dead letters, a post in both."""
+        extra_results = sum(self.results.values()) - len(self.results)
+        extra_letters = sum(self.dead_letters.values()) - len(self.dead_letters)
+        return extra_results + extra_letters + len(self.in_both)
+
+    @property
+    def produced_twice(self) -> int:
+        return sum(self.produced.values()) - len(self.produced)
+
+    def summary(self) -> str:
+        return (
+            f"produced={sum(self.produced.values())} (distinct {len(self.produced)}) "
+            f"results={sum(self.results.values())} (distinct {len(self.results)}) "
+            f"dead_letters={sum(self.dead_letters.values())} (distinct {len(self.dead_letters)}) "
+            f"lost={len(self.lost)} duplicates={self.duplicates}"
+        )
+
+    def assert_every_post_accounted_for(self) -> None:
+        assert self.produced, "nothing was produced"
+        assert self.produced_twice == 0, f"{self.produced_twice} posts are twice in the raw topic (the producer is idempotent)"
+        assert not self.lost, f"{len(self.lost)} posts have neither a result nor a dead letter, e.g. {sorted(self.lost)[:5]}"
+        assert not self.unexpected, f"outputs for posts never produced: {sorted(self.unexpected)[:5]}"
+        assert set(self.results) | set(self.dead_letters) == set(self.produced)
+
+
+def post_id_of(raw: bytes) -> str:
+    return json.loads(raw)["id"]
+
+
+def account(settings: Settings, timeout: float = 120.0) -> Accounting:
+    produced = Counter(post_id_of(m.value()) for m in read_all(settings, settings.topic_posts, timeout))
+    results = Counter(json.loads(m.value())["post_id"] for m in read_all(settings, settings.topic_results, timeout))
+    letters = [DeadLetter.model_validate_json(m.value()) for m in read_all(settings, settings.topic_dead_letters, timeout)]
+    dead = Counter(post_id_of(base64.b64decode(letter.payload_base64)) for letter in letters)
+    return Accounting(produced, results, dead)
+
+
+def mixed_posts(every: int = 10, max_text_chars: int = 280) -> Iterator[Post]:
+    """Synthetic posts, every ``every``-th one too long: the pipeline dead-letters it (``text_too_long``).
+
+    Each post has its own id, so results and dead letters can both be traced back to it.
+    """
+    for index, post in enumerate(synthetic_posts()):
+        if index % every == every - 1:
+            # A valid Post (the length limit is the pipeline's setting), rejected by the pipeline.
+            yield post.model_copy(update={"text": post.text + " " + "!" * max_text_chars})
+        else:
+            yield post
+
+
+# --- child processes ------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def running_logged(settings: Settings, log: Path, *args: str, stop_timeout: float = 60.0) -> Iterator[subprocess.Popen]:
+    """Like ``tests.processes.running`` (``python -m <args>``, SIGTERM on exit), output kept in ``log``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SENTISTREAM_")}
+    env.update(settings.as_environment())
+    with open(log, "ab") as out:
+        process = subprocess.Popen([sys.executable, "-m", *args], cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=stop_timeout)
+            except subprocess.TimeoutExpired:
+                for child in psutil.Process(process.pid).children(recursive=True):
+                    child.kill()
+                process.kill()
+                process.wait()
+                raise AssertionError(f"{args} did not stop within {stop_timeout} s of SIGTERM; log: {log}") from None
+
+
+def pipeline_workers(supervisor: subprocess.Popen) -> dict[int, str]:
+    """The supervisor's live worker processes: pid -> role (``classify`` or ``stats``)."""
+    workers = {}
+    for child in psutil.Process(supervisor.pid).children():
+        with contextlib.suppress(psutil.Error):
+            workers[child.pid] = child.cmdline()[-1]
+    return workers
+
+
+def log_problems(log: Path, expected: tuple[str, ...] = ()) -> list[str]:
+    """Lines of a process log that report errors (a clean run has none), but for those with an ``expected`` part."""
+    markers = (" ERROR ", " CRITICAL ", "Traceback (most recent call last)")
+    return [
+        line
+        for line in log.read_text(errors="replace").splitlines()
+        if any(m in line for m in markers) and not any(e in line for e in expected)
+    ]
+
+
+def wait_for(condition, timeout: float, what: str, interval: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def group_coordinator(settings: Settings, group: str) -> int | None:
+    """The node id of ``group``'s coordinator, or None if Kafka does not say."""
+    admin = AdminClient(settings.kafka_client_config())
+    try:
+        description = admin.describe_consumer_groups([group], request_timeout=10)[group].result(timeout=15)
+        return description.coordinator.id
+    except Exception:  # noqa: BLE001 - any failure: the caller falls back to a fixed node
+        return None
+
+
+def wait_until_ready(settings: Settings, timeout: float = 180.0) -> None:
+    """One post through the pipeline: a worker has loaded the model and joined the group."""
+    canary = Post(author="canary", source="test", text="Ready when you are")
+    producer = PostProducer(settings, iter([canary]), rate=None, stats_interval=None)
+    assert producer.run().delivered == 1
+    assert read_topic(settings, settings.topic_results, expected=1, timeout=timeout), "the pipeline never started"

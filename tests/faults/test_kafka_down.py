@@ -1,0 +1,105 @@
+"""Kafka entirely down for a while (all three nodes SIGKILLed), then back: nothing is lost.
+
+While Kafka is away the producer keeps accepting posts, buffers them (``queued`` grows, nothing
+fails) and says why in its log; the pipeline's processes wait rather than die. Once the nodes are
+back, the producer's backlog is delivered and every post ends up as a result or a dead letter.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from common.settings import Settings
+from producer.producer import PostProducer
+from tests.faults.conftest import MEASUREMENTS, ThreeNodes
+from tests.faults.support import (
+    account,
+    log_problems,
+    mixed_posts,
+    pipeline_workers,
+    running_logged,
+    wait_for,
+    wait_until_caught_up,
+    wait_until_ready,
+)
+
+RATE = 40.0
+DOWN_S = 20.0
+# While every node is down, librdkafka and Quix report the lost connections; nothing else may go wrong.
+OUTAGE_ERRORS = ("Connection refused", "Disconnected", "_TRANSPORT", "_ALL_BROKERS_DOWN", 'code="-195"', 'code="-187"',
+                 "brokers are down", "Connect to ipv4")
+
+
+def test_kafka_down_for_a_while_then_back_loses_nothing(
+    three_nodes: ThreeNodes, fault_settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = fault_settings
+    log = tmp_path / "pipeline.log"
+    producer = PostProducer(settings, mixed_posts(max_text_chars=settings.max_text_chars), rate=RATE, stats_interval=None)
+    with caplog.at_level(logging.WARNING, logger="producer.producer"), running_logged(
+        settings, log, "pipeline", "--workers", "1"
+    ) as pipeline:
+        wait_until_ready(settings)
+        producer.start()
+        time.sleep(5)
+        workers_before = wait_for(lambda: pipeline_workers(pipeline) if len(pipeline_workers(pipeline)) == 2 else None,
+                                  30, "the classifier and statistics workers")
+        before = producer.stats()
+
+        three_nodes.cluster.stop(kill=True)
+        down_at = time.monotonic()
+        time.sleep(DOWN_S)
+        during = producer.stats()
+        workers_during = pipeline_workers(pipeline)
+        supervisor_alive = pipeline.poll() is None
+
+        three_nodes.start()
+        back_after = time.monotonic() - down_at
+        drained = wait_for(lambda: (s := producer.stats()).queued <= RATE and s, 120,  # ~1 s in flight
+                           f"the producer to deliver its backlog (at the outage's end: {during.summary()})")
+        time.sleep(3)
+        stats = producer.stop(timeout=60)
+        caught_up_in = wait_until_caught_up(settings, settings.consumer_group, settings.topic_posts, timeout=180)
+        workers_after = pipeline_workers(pipeline)
+        assert pipeline.poll() is None
+    assert pipeline.returncode == 0, f"SIGTERM must stop the pipeline cleanly; log: {log}"
+
+    accounting = account(settings)
+    report = (
+        f"Kafka down: all 3 nodes SIGKILLed, back serving after {back_after:.0f} s, at {RATE:g} posts/s; "
+        f"producer buffered {during.queued} posts (sent {during.sent - before.sent} while down, {during.failed} failed), "
+        f"backlog delivered {drained.delivered}; pipeline worker restarts: {log.read_text(errors='replace').count(' exited with ')}; "
+        f"caught up {caught_up_in:.0f} s after the producer stopped; {accounting.summary()}"
+    )
+    print(report)
+    MEASUREMENTS.append(report)
+
+    # The producer: buffered, retried, reported, delivered everything once Kafka was back.
+    assert during.sent - before.sent >= RATE * DOWN_S * 0.8, "the producer must keep accepting posts while Kafka is down"
+    assert during.queued >= RATE * DOWN_S * 0.5, "posts sent while Kafka is down wait in the producer's buffer"
+    assert during.failed == 0, "no post may fail within the delivery timeout"
+    warnings = [r.getMessage() for r in caplog.records if r.name == "producer.producer" and r.levelno >= logging.WARNING]
+    assert any("_ALL_BROKERS_DOWN" in w or "_TRANSPORT" in w for w in warnings), f"the outage must be reported: {warnings}"
+    assert len(warnings) < 40, "reported, not flooded"
+    assert (stats.failed, stats.queued) == (0, 0) and stats.delivered == stats.sent
+
+    # The pipeline: waited (its processes lived through the outage) and resumed. One crash is known and
+    # tolerated: a worker whose group membership expired while the coordinator was away fails its next
+    # commit ("Unknown member", fatal in Quix) and the supervisor restarts it; its posts are re-read.
+    assert supervisor_alive and workers_during == workers_before, f"the pipeline's workers must wait, not die; log: {log}"
+    text = log.read_text(errors="replace")
+    exceptions = re.findall(r"^[A-Za-z_][\w.]*(?:Error|Exception)\b.*$", text, re.M)
+    unknown = [e for e in exceptions if not ("CheckpointConsumerCommitError" in e and "Unknown member" in e)]
+    assert not unknown, f"unexpected exceptions in {log}: {unknown[:3]}"
+    restarts = text.count(" exited with ")
+    assert restarts <= len(exceptions), f"a worker died without a known reason; log: {log}"
+    assert len(workers_after) == len(workers_before), "the supervisor runs every worker again"
+    assert not log_problems(log, expected=(*OUTAGE_ERRORS, "Traceback")), f"unexpected errors in {log}"
+
+    accounting.assert_every_post_accounted_for()
+    assert sum(accounting.produced.values()) == stats.delivered + 1  # + the canary
