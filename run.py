@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from common.settings import DEFAULT_MODEL_PATH, PROJECT_ROOT, get_settings
+from common.settings import PROJECT_ROOT, get_settings
 from common.topics import KafkaUnreachable, ensure_topics
 from kafka_local.__main__ import DEFAULT_HOME, DEFAULT_LIBS
 from kafka_local.cluster import KafkaLauncherError, LocalCluster
@@ -62,8 +62,8 @@ def main(argv: list[str] | None = None) -> int:
                 spec = cluster.start(nodes=args.nodes)
                 logger.info("Local Kafka serving at %s", spec.bootstrap_servers)
         ensure_topics(settings)
-        if Path(settings.model) == DEFAULT_MODEL_PATH and not DEFAULT_MODEL_PATH.exists():
-            logger.info("Building the offline sentiment model once (about 10 minutes on 2 cores)...")
+        if settings.model.endswith(".pt") and not Path(settings.model).exists():
+            logger.info("Building the offline sentiment model into %s, once (about 10-20 minutes on 2 cores)...", settings.model)
             subprocess.run([sys.executable, "-m", "sentiment_model.build"], cwd=PROJECT_ROOT, check=True)
 
         env = {**os.environ, "SENTISTREAM_PRODUCER_RATE": str(rate)}

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     topic_results: str = "posts.sentiment"
     topic_dead_letters: str = "posts.dead-letters"
     topic_stats: str = "sentiment.stats"
+    replication_factor: int | None = Field(
+        default=None, ge=1, description="of the project's topics; unset = min(3, brokers in the cluster)"
+    )
     posts_partitions: int = Field(default=6, ge=1)
     results_partitions: int = Field(default=6, ge=1)
 

@@ -49,15 +49,15 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
             f"Kafka at {settings.brokers} did not answer within {timeout:.0f} s ({exc.args[0].str()}). "
             "Start local Kafka (`make kafka-start`) or fix SENTISTREAM_BOOTSTRAP_SERVERS."
         ) from None
-    brokers = len(metadata.brokers)
-    replication = min(3, brokers)
+    # Set it explicitly where brokers may be down at provisioning time: a guess from the live ones sticks.
+    replication = settings.replication_factor or min(3, len(metadata.brokers))
     missing = [spec for spec in topic_specs(settings) if spec.name not in metadata.topics]
     if not missing:
         return []
     new_topics = []
     for spec in missing:
         config = dict(spec.config)
-        if replication >= 3:
+        if replication >= 3:  # one replica may fail without refusing acks=all writes
             config["min.insync.replicas"] = "2"
         new_topics.append(NewTopic(spec.name, spec.partitions, replication, config=config))
     futures = admin.create_topics(new_topics, request_timeout=timeout)

@@ -34,7 +34,7 @@ from typing import Any
 import torch
 
 from common.contract import LABELS
-from common.settings import DEFAULT_MODEL_PATH, PROJECT_ROOT
+from common.settings import DEFAULT_MODEL_PATH, PROJECT_ROOT, get_settings
 from sentiment_model import datasets
 from sentiment_model.classifier import SentimentClassifier
 from sentiment_model.datasets import Example
@@ -382,7 +382,11 @@ def render_markdown(card: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m sentiment_model.build", description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_MODEL_PATH, help="model file to write (.pt)")
+    configured = get_settings().model
+    parser.add_argument(
+        "--out", type=Path, default=Path(configured) if configured.endswith(".pt") else DEFAULT_MODEL_PATH,
+        help="model file to write (default: SENTISTREAM_MODEL when it is a .pt path, else %(default)s)",
+    )
     parser.add_argument("--profile", choices=sorted(PROFILES), default="full")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--max-train", type=int, help="training examples (per class for tiny)")
