@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     # --- Pipeline ---------------------------------------------------------------------------
     consumer_group: str = "sentiment-pipeline"
     processing_guarantee: Literal["at-least-once", "exactly-once"] = "at-least-once"
+    transaction_stall_seconds: float = Field(
+        default=60.0, gt=0, description="exactly-once: a worker stuck this long in one transaction call restarts"
+    )
     batch_size: int = Field(default=32, ge=1, description="Most posts the model scores at once")
     batch_max_wait_ms: int = Field(
         default=100, ge=1, description="Longest a post waits for its batch to fill"
