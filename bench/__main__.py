@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import logging
+import os
 import sys
 
 from bench import latency, model_throughput, pipeline_throughput, producer_throughput
@@ -20,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: proves the benchmarks run, measures nothing")
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS, default=list(BENCHMARKS))
     parser.add_argument("--model", help="model spec (default: SENTISTREAM_MODEL)")
+    parser.add_argument("--latency-rate", type=float, help="posts/s of the latency run (default: 50%% of the measured maximum)")
     parser.add_argument("--out", default=str(PROJECT_ROOT / "docs" / "benchmarks"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -37,11 +39,12 @@ def main(argv: list[str] | None = None) -> int:
         posts = 200 if quick else int(best * 75)
         if "pipeline" in args.only:
             print("Pipeline throughput", flush=True)
-            run["pipeline"] = pipeline_throughput.measure(servers, model, posts, 1, settings.batch_size)
+            run["pipeline"] = pipeline_throughput.measure(servers, model, posts, 1, settings.batch_size, settings.torch_threads)
         if "latency" in args.only:
             max_rate = run["pipeline"]["posts_per_second"] if "pipeline" in run else best
-            print("Latency at 50% load", flush=True)
-            run["latency"] = latency.measure(servers, model, 0.5 * max_rate, 10 if quick else 60, 5 if quick else 100,
+            rate = args.latency_rate or 0.5 * max_rate
+            print(f"Latency at {rate:.0f} posts/s", flush=True)
+            run["latency"] = latency.measure(servers, model, rate, 10 if quick else 60, 5 if quick else 100,
                                              settings.batch_size)
         if "producer" in args.only:
             print("Producer throughput", flush=True)
@@ -52,8 +55,13 @@ def main(argv: list[str] | None = None) -> int:
             print("Dashboard consumer", flush=True)
             run["dashboard"] = dashboard_ingest.measure(servers, 20_000 if quick else 1_000_000)
         if "scaling" in args.only:
+            # The cores are shared: each of N workers gets cores / N torch threads (more would oversubscribe).
+            cores = os.cpu_count() or 1
             print("Scaling: 1 and 2 workers", flush=True)
-            run["scaling"] = [pipeline_throughput.measure(servers, model, posts, workers, settings.batch_size) for workers in (1, 2)]
+            run["scaling"] = [
+                pipeline_throughput.measure(servers, model, posts, workers, settings.batch_size, max(1, cores // workers))
+                for workers in (1, 2)
+            ]
     run["finished_at"] = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     write(run, output_dir(args.out))
     print(markdown(run))

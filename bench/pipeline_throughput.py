@@ -6,11 +6,10 @@ import subprocess
 import sys
 import time
 
-from common.contract import SentimentResult
-from common.settings import PROJECT_ROOT, Settings
 from bench.environment import fresh_settings, produce_raw
 from bench.model_throughput import sample_texts
-from common.contract import Post
+from common.contract import Post, SentimentResult
+from common.settings import PROJECT_ROOT, Settings
 from tests.kafka_reading import read_topic
 
 
@@ -20,8 +19,8 @@ def preproduce(settings: Settings, count: int) -> None:
     produce_raw(settings, settings.topic_posts, [(p.author.encode(), p.to_bytes()) for p in posts])
 
 
-def measure(bootstrap_servers: str, model: str, posts: int, workers: int, batch_size: int) -> dict[str, object]:
-    settings = fresh_settings(bootstrap_servers, model=model, batch_size=batch_size)
+def measure(bootstrap_servers: str, model: str, posts: int, workers: int, batch_size: int, torch_threads: int) -> dict[str, object]:
+    settings = fresh_settings(bootstrap_servers, model=model, batch_size=batch_size, torch_threads=torch_threads)
     preproduce(settings, posts)
     pipeline = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "--workers", str(workers), "--no-stats"],
@@ -41,6 +40,7 @@ def measure(bootstrap_servers: str, model: str, posts: int, workers: int, batch_
     last = max(r.processed_at for r in results)
     first_batch = sum(1 for r in results if r.processed_at == first)
     rate = (len(results) - first_batch) / (last - first)
-    print(f"  pipeline, {workers} worker(s), batch {batch_size}: {rate:8.1f} posts/s over {last - first:.1f} s", flush=True)
-    return {"workers": workers, "posts": posts, "batch_size": batch_size, "posts_per_second": rate,
+    print(f"  pipeline, {workers} worker(s) x {torch_threads} torch thread(s), batch {batch_size}: {rate:8.1f} posts/s "
+          f"over {last - first:.1f} s", flush=True)
+    return {"workers": workers, "torch_threads": torch_threads, "posts": posts, "batch_size": batch_size, "posts_per_second": rate,
             "seconds": last - first, "duplicates": len(results) - len({r.post_id for r in results})}

@@ -19,7 +19,7 @@ def summary_rows(run: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     model = run.get("model")
     if model:
         sizes = ", ".join(f"{size}: {rate:.0f}" for size, rate in model["posts_per_second"].items())
-        rows.append(("Raw model throughput, posts/s by batch size", sizes, "-", "-"))
+        rows.append(("Raw model throughput, posts/s by batch size (one batch per call)", sizes, "-", "-"))
     pipeline = run.get("pipeline")
     if pipeline and model:
         ratio = pipeline["posts_per_second"] / model["best_posts_per_second"]
@@ -48,7 +48,8 @@ def summary_rows(run: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                      "bounded memory, refresh <= 200 ms", "yes" if dashboard["bounded"] and dashboard["snapshot_ms"]["p95"] <= 200 else "no"))
     scaling = run.get("scaling")
     if scaling:
-        rows.append(("Scaling, posts/s with 1 / 2 workers", " / ".join(f"{s['posts_per_second']:.1f}" for s in scaling), "-", "-"))
+        rows.append(("Scaling, posts/s with 1 / 2 workers (torch threads each)",
+                     " / ".join(f"{s['posts_per_second']:.1f} ({s['torch_threads']})" for s in scaling), "-", "-"))
     return rows
 
 

@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     )
     batch_size: int = Field(default=32, ge=1, description="Most posts the model scores at once")
     batch_max_wait_ms: int = Field(
-        default=100, ge=1, description="Longest a post waits for its batch to fill"
+        default=50, ge=1, description="Longest a post waits for its batch to fill"
     )
     max_text_chars: int = Field(default=5000, ge=1, description="Longer posts are dead-lettered")
     stats_window_seconds: int = Field(default=60, ge=1)
