@@ -26,21 +26,27 @@ def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterS
     cluster.stop()
 
 
-@pytest.fixture
-def settings(kafka_cluster: ClusterSpec, tmp_path: Path) -> Settings:
-    """Settings pointing at the test broker, with this test's own topics and consumer group."""
+def fresh_settings(bootstrap_servers: str, state_dir: Path, **overrides: object) -> Settings:
+    """Settings for ``bootstrap_servers`` with topics and a consumer group of their own (created here)."""
     suffix = uuid.uuid4().hex[:8]
     test_settings = Settings(
-        bootstrap_servers=kafka_cluster.bootstrap_servers,
+        bootstrap_servers=bootstrap_servers,
         topic_posts=f"posts.raw.{suffix}",
         topic_results=f"posts.sentiment.{suffix}",
         topic_dead_letters=f"posts.dead-letters.{suffix}",
         topic_stats=f"sentiment.stats.{suffix}",
         consumer_group=f"sentiment-pipeline-{suffix}",
-        state_dir=tmp_path / "state",
+        state_dir=state_dir,
+        **overrides,
     )
     ensure_topics(test_settings)
     return test_settings
+
+
+@pytest.fixture
+def settings(kafka_cluster: ClusterSpec, tmp_path: Path) -> Settings:
+    """Settings pointing at the test broker, with this test's own topics and consumer group."""
+    return fresh_settings(kafka_cluster.bootstrap_servers, tmp_path / "state")
 
 
 @pytest.fixture(scope="session")

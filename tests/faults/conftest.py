@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from confluent_kafka.admin import AdminClient
 
 from common.settings import Settings
-from common.topics import ensure_topics
 from kafka_local.__main__ import DEFAULT_LIBS
 from kafka_local.cluster import ClusterSpec, LocalCluster
+from tests.conftest import fresh_settings
 
 FAULTS_KAFKA_PORT = int(os.environ.get("SENTISTREAM_TEST_FAULTS_KAFKA_PORT", "19500"))
 NODES = 3
@@ -101,22 +101,15 @@ def fault_settings(three_nodes: ThreeNodes, tmp_path: Path, tiny_model_path: Pat
 
     Two classifier workers share the machine's two cores, so each runs one torch thread.
     """
-    suffix = uuid.uuid4().hex[:8]
-    settings = Settings(
-        bootstrap_servers=three_nodes.bootstrap_servers,
-        topic_posts=f"posts.raw.{suffix}",
-        topic_results=f"posts.sentiment.{suffix}",
-        topic_dead_letters=f"posts.dead-letters.{suffix}",
-        topic_stats=f"sentiment.stats.{suffix}",
-        consumer_group=f"sentiment-pipeline-{suffix}",
-        state_dir=tmp_path / "state",
+    settings = fresh_settings(
+        three_nodes.bootstrap_servers,
+        tmp_path / "state",
         model=str(tiny_model_path),
         batch_size=16,
         batch_max_wait_ms=50,
         max_text_chars=280,
         torch_threads=1,
     )
-    ensure_topics(settings)
     metadata = AdminClient(settings.kafka_client_config()).list_topics(settings.topic_posts, timeout=10)
     assert all(len(p.replicas) == NODES for p in metadata.topics[settings.topic_posts].partitions.values())
     return settings

@@ -5,10 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import os
-import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -21,10 +18,11 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from confluent_kafka.admin import AdminClient
 
 from common.contract import DeadLetter, Post
-from common.settings import PROJECT_ROOT, Settings
+from common.settings import Settings
 from producer.producer import PostProducer
 from producer.sources import synthetic_posts
 from tests.kafka_reading import read_topic
+from tests.processes import running
 
 
 # --- reading topics to their end ------------------------------------------------------------------
@@ -176,26 +174,9 @@ def mixed_posts(every: int = 10, max_text_chars: int = 280) -> Iterator[Post]:
 # --- child processes ------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def running_logged(settings: Settings, log: Path, *args: str, stop_timeout: float = 60.0) -> Iterator[subprocess.Popen]:
-    """Like ``tests.processes.running`` (``python -m <args>``, SIGTERM on exit), output kept in ``log``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SENTISTREAM_")}
-    env.update(settings.as_environment())
-    with open(log, "ab") as out:
-        process = subprocess.Popen([sys.executable, "-m", *args], cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=stop_timeout)
-            except subprocess.TimeoutExpired:
-                for child in psutil.Process(process.pid).children(recursive=True):
-                    child.kill()
-                process.kill()
-                process.wait()
-                raise AssertionError(f"{args} did not stop within {stop_timeout} s of SIGTERM; log: {log}") from None
+def running_logged(settings: Settings, log: Path, *args: str, stop_timeout: float = 60.0):
+    """``tests.processes.running`` with the output kept in ``log``."""
+    return running(settings, *args, log=log, stop_timeout=stop_timeout)
 
 
 def pipeline_workers(supervisor: subprocess.Popen) -> dict[int, str]:
