@@ -10,7 +10,7 @@ from bench.environment import fresh_settings, produce_raw
 from bench.model_throughput import sample_texts
 from common.contract import Post, SentimentResult
 from common.settings import PROJECT_ROOT, Settings
-from tests.kafka_reading import read_topic
+from common.topic_reader import read_topic
 
 
 def preproduce(settings: Settings, count: int) -> None:

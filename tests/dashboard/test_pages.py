@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from common.contract import LABELS, SentimentResult
 from common.settings import PROJECT_ROOT, Settings
 from tests.dashboard.conftest import make_posts, send_posts, use_settings
-from tests.kafka_reading import read_topic
+from common.topic_reader import read_topic
 from tests.processes import running
 
 MONITORING_TABLES = ["brokers", "partitions", "pipeline lag", "statistics lag", "dead letters"]  # in page order

@@ -21,7 +21,7 @@ from common.contract import DeadLetter, Post
 from common.settings import Settings
 from producer.producer import PostProducer
 from producer.sources import synthetic_posts
-from tests.kafka_reading import read_topic
+from common.topic_reader import read_topic
 from tests.processes import running
 
 

@@ -15,7 +15,7 @@ from confluent_kafka import Producer
 from common.settings import PROJECT_ROOT, Settings
 from kafka_local.__main__ import DEFAULT_LIBS
 from kafka_local.cluster import KafkaLauncherError, LocalCluster, check_java, fetch_jars, new_cluster_id
-from tests.kafka_reading import read_topic
+from common.topic_reader import read_topic
 
 LAUNCHER_PORT = 19300  # its controller listens on 19400; the session broker is on 19092
 

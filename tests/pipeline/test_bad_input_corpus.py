@@ -21,7 +21,7 @@ from confluent_kafka import Producer
 from common.contract import MAX_DEAD_LETTER_KEY, MAX_DEAD_LETTER_PAYLOAD, DeadLetter, Post, RejectReason
 from common.settings import Settings
 from tests.faults.support import log_problems, pipeline_workers, read_all, running_logged, wait_for, wait_until_caught_up
-from tests.kafka_reading import read_topic
+from common.topic_reader import read_topic
 
 LIMIT = 5000  # the product's default max_text_chars
 R = RejectReason

@@ -16,7 +16,7 @@ from confluent_kafka import Producer
 from common.contract import LABELS, DeadLetter, Post, RejectReason, SentimentResult, SentimentStats
 from common.settings import Settings
 from sentiment_model.classifier import SentimentClassifier
-from tests.kafka_reading import read_topic
+from common.topic_reader import read_topic
 from tests.processes import running
 
 TEXTS = [

@@ -18,7 +18,7 @@ from common.contract import Post
 from common.settings import PROJECT_ROOT, Settings
 from producer.producer import PostProducer
 from producer.sources import synthetic_posts
-from tests.kafka_reading import read_topic
+from common.topic_reader import read_topic
 
 
 class Recorder:

@@ -12,7 +12,7 @@ from common.settings import Settings
 from producer.producer import PostProducer
 from producer.rate import RateMeter, RatePacer, normalize_rate
 from producer.sources import dataset_posts, synthetic_posts
-from tests.kafka_reading import read_topic
+from common.topic_reader import read_topic
 
 TOLERANCE = 0.05  # the spec: the target rate is met within 5 %
 

@@ -1,4 +1,4 @@
-"""Reading what landed on a topic, for assertions."""
+"""Reading what landed on a topic from its start: for tests, benchmarks and checks."""
 
 from __future__ import annotations
 
