@@ -7,6 +7,7 @@ from typing import Any
 from quixstreams import Application
 from quixstreams.kafka.configuration import ConnectionConfig
 
+from common.contract import SentimentResult
 from common.settings import Settings
 from pipeline.classifier_sink import BatchClassifier, ClassifierSink
 from pipeline.definition import define_classification, define_statistics
@@ -47,7 +48,7 @@ def classifier_application(settings: Settings, classifier: BatchClassifier) -> A
     producer = app._producer  # noqa: SLF001 - Quix offers no public handle on its transactional producer
     results_topic = settings.topic_results
 
-    def emit(result):
+    def emit(result: SentimentResult) -> None:
         producer.produce(topic=results_topic, key=result.author.encode(), value=result.to_bytes())
 
     sink = ClassifierSink(classifier, emit, settings.batch_size)
