@@ -24,6 +24,8 @@ MAX_JSON_DEPTH = 32
 # The latest creation time accepted, 9999-12-31T23:59:59Z: an infinite or later time has no datetime and no
 # millisecond Kafka timestamp, and one such post used to crash the statistics worker at every restart.
 MAX_CREATED_AT = 253402300799.0
+# The earliest: one millisecond after the epoch. Anything smaller rounds to Kafka timestamp 0 or below.
+MIN_CREATED_AT = 0.001
 # A dead letter must always fit in one Kafka message (librdkafka's message.max.bytes: 1,000,000 by default),
 # whatever arrived: it keeps the original payload exactly up to this many bytes, and the key up to this many
 # characters (``payload_truncated`` and ``payload_size`` tell when it is cut).
@@ -49,7 +51,7 @@ class Post(_Message):
     source: str = Field(min_length=1, max_length=64)
     text: str
     created_at: float = Field(
-        default_factory=time.time, gt=0, le=MAX_CREATED_AT, allow_inf_nan=False, description="at the source"
+        default_factory=time.time, ge=MIN_CREATED_AT, le=MAX_CREATED_AT, allow_inf_nan=False, description="at the source"
     )
 
     @field_validator("text")

@@ -138,7 +138,7 @@ def test_any_json_object_gives_a_post_or_a_specific_reason(document: dict) -> No
 
 # Floats as JSON can carry them (json.dumps writes Infinity/NaN; 1e999 parses as infinity) and text with
 # anything in it, lone surrogates included ("\ud800" escapes are valid JSON).
-wild_floats = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([0.0, -0.0, 1e300, 2.6e11, 9.3e15])
+wild_floats = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([0.0, -0.0, 1e-38, 0.000999, 0.001, 1e300, 2.6e11, 9.3e15])
 wild_text = st.text(st.characters(codec=None, categories=None), max_size=40)
 
 

@@ -105,6 +105,7 @@ CORPUS = [
     Bad("author over 128 characters", as_json(author="a" * 129), R.INVALID_FIELD),
     Bad("id over 128 characters", as_json(id="i" * 129), R.INVALID_FIELD),
     Bad("negative created_at", as_json(created_at=-5), R.INVALID_FIELD),
+    Bad("created_at under a millisecond after the epoch", as_json(created_at=1e-38), R.INVALID_FIELD),
     Bad("created_at Infinity", b'{"author": "ada", "source": "twitter", "text": "hi", "created_at": Infinity}', R.INVALID_FIELD),
     Bad("created_at NaN", b'{"author": "ada", "source": "twitter", "text": "hi", "created_at": NaN}', R.INVALID_FIELD),
     Bad("created_at 1e999 (infinite as a float)", b'{"author": "ada", "source": "twitter", "text": "hi", "created_at": 1e999}', R.INVALID_FIELD),
