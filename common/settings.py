@@ -50,7 +50,12 @@ class Settings(BaseSettings):
     transaction_stall_seconds: float = Field(
         default=60.0, gt=0, description="exactly-once: a worker stuck this long in one transaction call restarts"
     )
-    batch_size: int = Field(default=32, ge=1, description="Most posts the model scores at once")
+    batch_size: int = Field(
+        default=128, ge=1, description="Most posts gathered into one batch before they are scored"
+    )
+    model_batch_size: int = Field(
+        default=16, ge=1, description="Posts per forward pass: the model sorts a batch by length, then runs these"
+    )
     batch_max_wait_ms: int = Field(
         default=50, ge=1, description="Longest a post waits for its batch to fill"
     )

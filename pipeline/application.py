@@ -35,7 +35,7 @@ def classifier_application(settings: Settings, classifier: BatchClassifier) -> A
     app = _application(
         settings,
         settings.consumer_group,
-        # A checkpoint is one model batch: it fires when batch_size posts are in or max_wait has passed.
+        # A checkpoint is one batch: it fires when batch_size posts are in or max_wait has passed.
         commit_every=settings.batch_size,
         commit_interval=max_wait,
         consumer_poll_timeout=min(max_wait / 2, 0.5),
@@ -51,7 +51,7 @@ def classifier_application(settings: Settings, classifier: BatchClassifier) -> A
     def emit(result: SentimentResult) -> None:
         producer.produce(topic=results_topic, key=result.author.encode(), value=result.to_bytes())
 
-    sink = ClassifierSink(classifier, emit, settings.batch_size)
+    sink = ClassifierSink(classifier, emit, settings.model_batch_size)
     define_classification(app.dataframe(posts), sink, dead_letters, settings.max_text_chars)
     return app
 

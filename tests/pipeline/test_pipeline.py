@@ -31,7 +31,11 @@ TEXTS = [
 
 @pytest.fixture
 def pipeline_settings(settings: Settings, tiny_model_path: Path) -> Settings:
-    return settings.model_copy(update={"model": str(tiny_model_path), "batch_size": 16, "batch_max_wait_ms": 50})
+    # Batches of up to 64 scored 4 per forward pass: the model reorders each batch by length, and every
+    # result must still carry its own post's label.
+    return settings.model_copy(
+        update={"model": str(tiny_model_path), "batch_size": 64, "model_batch_size": 4, "batch_max_wait_ms": 50}
+    )
 
 
 def send(settings: Settings, messages: list[tuple[bytes | None, bytes | None]]) -> None:
