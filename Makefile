@@ -24,8 +24,8 @@ $(INSTALLED): requirements.txt requirements-dev.txt
 model: setup ## build the offline sentiment model (skipped when already built)
 	$(PY) -m sentiment_model.build
 
-bench: model ## run the benchmarks (a few minutes); writes docs/benchmarks/
-	$(PY) -m bench
+bench: model ## run the benchmarks (about 15 minutes) with a profile of the pipeline worker; writes docs/benchmarks/
+	$(PY) -m bench --profile
 
 kafka-start: setup ## start local Kafka only (NODES=3 for the replicated cluster)
 	$(PY) -m kafka_local start --nodes $(or $(NODES),1)

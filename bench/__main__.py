@@ -23,29 +23,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="model spec (default: SENTISTREAM_MODEL)")
     parser.add_argument("--latency-rate", type=float, help="posts/s of the latency run (default: 50%% of the measured maximum)")
     parser.add_argument("--out", default=str(PROJECT_ROOT / "docs" / "benchmarks"))
+    parser.add_argument("--profile", action="store_true",
+                        help="sample the pipeline worker with py-spy during the throughput run (needs root or ptrace rights)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     settings = get_settings()
     model = args.model or settings.model
     quick = args.quick
+    out = output_dir(args.out)
     run: dict[str, object] = {"machine": machine(), "quick": quick, "model_spec": model,
-                              "batch_size": settings.batch_size, "batch_max_wait_ms": settings.batch_max_wait_ms}
+                              "batch_size": settings.batch_size, "model_batch_size": settings.model_batch_size,
+                              "batch_max_wait_ms": settings.batch_max_wait_ms}
     with bench_kafka() as servers:
         if "model" in args.only:
             print("Raw model throughput", flush=True)
-            run["model"] = model_throughput.measure(model, 64 if quick else 1024, settings.torch_threads, settings.model_quantize)
-        best = run["model"]["best_posts_per_second"] if "model" in run else 80.0
+            run["model"] = model_throughput.measure(model, 64 if quick else 1024, settings.torch_threads, settings.batch_size,
+                                                    settings.model_quantize)
+        best = run["model"]["best"]["posts_per_second"] if "model" in run else 80.0
         # >= 60 s of work at the model's own speed.
         posts = 200 if quick else int(best * 75)
         if "pipeline" in args.only:
             print("Pipeline throughput", flush=True)
-            run["pipeline"] = pipeline_throughput.measure(servers, model, posts, 1, settings.batch_size, settings.torch_threads)
+            run["pipeline"] = pipeline_throughput.measure(servers, model, posts, 1, settings.torch_threads,
+                                                          profile_to=out / "pipeline-profile.raw" if args.profile else None)
         if "latency" in args.only:
             max_rate = run["pipeline"]["posts_per_second"] if "pipeline" in run else best
             rate = args.latency_rate or 0.5 * max_rate
             print(f"Latency at {rate:.0f} posts/s", flush=True)
-            run["latency"] = latency.measure(servers, model, rate, 10 if quick else 60, 5 if quick else 100,
-                                             settings.batch_size)
+            run["latency"] = latency.measure(servers, model, rate, 10 if quick else 60, 5 if quick else 100)
         if "producer" in args.only:
             print("Producer throughput", flush=True)
             run["producer"] = producer_throughput.measure(servers, 5_000 if quick else 500_000)
@@ -59,11 +64,11 @@ def main(argv: list[str] | None = None) -> int:
             cores = os.cpu_count() or 1
             print("Scaling: 1 and 2 workers", flush=True)
             run["scaling"] = [
-                pipeline_throughput.measure(servers, model, posts, workers, settings.batch_size, max(1, cores // workers))
+                pipeline_throughput.measure(servers, model, posts, workers, max(1, cores // workers))
                 for workers in (1, 2)
             ]
     run["finished_at"] = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    write(run, output_dir(args.out))
+    write(run, out)
     print(markdown(run))
     return 0
 

@@ -61,8 +61,8 @@ class ResultWatcher(threading.Thread):
 
 
 def measure(bootstrap_servers: str, model: str, rate: float, seconds: float, adhoc_submissions: int,
-            batch_size: int, warmup: float = 5.0) -> dict[str, object]:
-    settings = fresh_settings(bootstrap_servers, model=model, batch_size=batch_size, auto_offset_reset="latest")
+            warmup: float = 5.0) -> dict[str, object]:
+    settings = fresh_settings(bootstrap_servers, model=model, auto_offset_reset="latest")
     pipeline = subprocess.Popen([sys.executable, "-m", "pipeline", "--no-stats"], cwd=PROJECT_ROOT,
                                 env=settings.child_environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     watcher = ResultWatcher(settings)

@@ -5,12 +5,17 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from bench.environment import fresh_settings, produce_raw
 from bench.model_throughput import sample_texts
+from bench.profile import WorkerProfiler
 from common.contract import Post, SentimentResult
 from common.settings import PROJECT_ROOT, Settings
 from common.topic_reader import read_topic
+
+# The profile starts once the worker has loaded its model and runs inside the measured minute of work.
+PROFILE_DELAY, PROFILE_SECONDS = 20.0, 30.0
 
 
 def preproduce(settings: Settings, count: int) -> None:
@@ -19,15 +24,22 @@ def preproduce(settings: Settings, count: int) -> None:
     produce_raw(settings, settings.topic_posts, [(p.author.encode(), p.to_bytes()) for p in posts])
 
 
-def measure(bootstrap_servers: str, model: str, posts: int, workers: int, batch_size: int, torch_threads: int) -> dict[str, object]:
-    settings = fresh_settings(bootstrap_servers, model=model, batch_size=batch_size, torch_threads=torch_threads)
+def measure(bootstrap_servers: str, model: str, posts: int, workers: int, torch_threads: int,
+            profile_to: Path | None = None) -> dict[str, object]:
+    """``profile_to``: sample the (first) classifier worker with py-spy into this file, after a warm-up."""
+    settings = fresh_settings(bootstrap_servers, model=model, torch_threads=torch_threads)
     preproduce(settings, posts)
     pipeline = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "--workers", str(workers), "--no-stats"],
         cwd=PROJECT_ROOT, env=settings.child_environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
+    profiler = WorkerProfiler(pipeline.pid, PROFILE_DELAY, PROFILE_SECONDS, profile_to) if profile_to else None
+    if profiler:
+        profiler.start()
     try:
         messages = read_topic(settings, settings.topic_results, posts, timeout=posts / 5 + 120)
+        if profiler:
+            profiler.join()
     finally:
         pipeline.terminate()
         pipeline.wait(60)
@@ -40,7 +52,9 @@ def measure(bootstrap_servers: str, model: str, posts: int, workers: int, batch_
     last = max(r.processed_at for r in results)
     first_batch = sum(1 for r in results if r.processed_at == first)
     rate = (len(results) - first_batch) / (last - first)
-    print(f"  pipeline, {workers} worker(s) x {torch_threads} torch thread(s), batch {batch_size}: {rate:8.1f} posts/s "
-          f"over {last - first:.1f} s", flush=True)
-    return {"workers": workers, "torch_threads": torch_threads, "posts": posts, "batch_size": batch_size, "posts_per_second": rate,
-            "seconds": last - first, "duplicates": len(results) - len({r.post_id for r in results})}
+    print(f"  pipeline, {workers} worker(s) x {torch_threads} torch thread(s), batch {settings.batch_size} "
+          f"(forward passes of {settings.model_batch_size}): {rate:8.1f} posts/s over {last - first:.1f} s", flush=True)
+    return {"workers": workers, "torch_threads": torch_threads, "posts": posts, "batch_size": settings.batch_size,
+            "model_batch_size": settings.model_batch_size, "posts_per_second": rate,
+            "seconds": last - first, "duplicates": len(results) - len({r.post_id for r in results}),
+            **({"profile": profiler.result} if profiler else {})}
