@@ -52,9 +52,11 @@ def measure(bootstrap_servers: str, model: str, posts: int, workers: int, torch_
     last = max(r.processed_at for r in results)
     first_batch = sum(1 for r in results if r.processed_at == first)
     rate = (len(results) - first_batch) / (last - first)
+    mean_batch = len(results) / len({r.processed_at for r in results})
     print(f"  pipeline, {workers} worker(s) x {torch_threads} torch thread(s), batch {settings.batch_size} "
-          f"(forward passes of {settings.model_batch_size}): {rate:8.1f} posts/s over {last - first:.1f} s", flush=True)
+          f"(forward passes of {settings.model_batch_size}): {rate:8.1f} posts/s over {last - first:.1f} s, "
+          f"{mean_batch:.0f} posts per batch on average", flush=True)
     return {"workers": workers, "torch_threads": torch_threads, "posts": posts, "batch_size": settings.batch_size,
-            "model_batch_size": settings.model_batch_size, "posts_per_second": rate,
+            "model_batch_size": settings.model_batch_size, "mean_batch": mean_batch, "posts_per_second": rate,
             "seconds": last - first, "duplicates": len(results) - len({r.post_id for r in results}),
             **({"profile": profiler.result} if profiler else {})}

@@ -31,12 +31,14 @@ def summary_rows(run: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     pipeline = run.get("pipeline")
     if pipeline and model:
         rate = pipeline["posts_per_second"]
-        best, arrival = model["best"], model["best_arrival_order"]
-        ratio = rate / best["posts_per_second"]
-        rows.append(("Pipeline throughput (1 worker) / best raw figure of any kind",
-                     f"{rate:.1f} posts/s = {ratio:.2f} of {best['posts_per_second']:.1f} "
-                     f"({best['mode'].replace('_', ' ')}, {best['batch_size']}); "
-                     f"{rate / arrival['posts_per_second']:.2f} of the best in arrival order",
+        arrival, best = model["best_arrival_order"], model["best"]
+        ratio = rate / arrival["posts_per_second"]
+        same_work = model["sorted_batches"].get(pipeline["model_batch_size"])
+        rows.append(("Pipeline throughput (1 worker) / best raw batch prediction (one call per batch)",
+                     f"{rate:.1f} posts/s = {ratio:.2f} of {arrival['posts_per_second']:.1f} (batch {arrival['batch_size']}); "
+                     + (f"{rate / same_work:.2f} of the model alone scoring the pipeline's sorted batches; " if same_work else "")
+                     + f"{rate / best['posts_per_second']:.2f} of the best raw figure of any kind "
+                     f"({best['posts_per_second']:.1f}, {best['mode'].replace('_', ' ')}, {best['batch_size']})",
                      ">= 0.90", "yes" if ratio >= 0.9 else "no"))
         profile = pipeline.get("profile")
         if profile:

@@ -57,7 +57,7 @@ class Settings(BaseSettings):
         default=16, ge=1, description="Posts per forward pass: the model sorts a batch by length, then runs these"
     )
     batch_max_wait_ms: int = Field(
-        default=50, ge=1, description="Longest a post waits for its batch to fill"
+        default=10, ge=1, description="Longest a batch gathers posts before it is scored"
     )
     max_text_chars: int = Field(default=5000, ge=1, description="Longer posts are dead-lettered")
     stats_window_seconds: int = Field(default=60, ge=1)
