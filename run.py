@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
                 logger.info("Local Kafka serving at %s", spec.bootstrap_servers)
         ensure_topics(settings)
         if settings.model.endswith(".pt") and not Path(settings.model).exists():
-            logger.info("Building the offline sentiment model into %s, once (about 10-20 minutes on 2 cores)...", settings.model)
+            logger.info("Building the offline sentiment model into %s, once (about 20 minutes on 2 cores)...", settings.model)
             subprocess.run([sys.executable, "-m", "sentiment_model.build"], cwd=PROJECT_ROOT, check=True)
 
         env = {**os.environ, "SENTISTREAM_PRODUCER_RATE": str(rate)}

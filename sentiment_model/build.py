@@ -49,7 +49,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "full": {
         "fine_tune": True,
         "epochs": 1,
-        "max_train": 10_000,
+        "max_train": None,  # all 34,371 training texts: 0.851 macro-F1 in 18 min on 2 cores (10,000: 0.812)
         "per_class": False,
         "max_dev": 500,
         "max_test": None,
