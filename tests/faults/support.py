@@ -22,7 +22,6 @@ from common.settings import Settings
 from producer.producer import PostProducer
 from producer.sources import synthetic_posts
 from common.topic_reader import read_topic
-from tests.processes import running
 
 
 # --- reading topics to their end ------------------------------------------------------------------
@@ -173,11 +172,6 @@ def mixed_posts(every: int = 10, max_text_chars: int = 280) -> Iterator[Post]:
 
 
 # --- child processes ------------------------------------------------------------------------------
-
-
-def running_logged(settings: Settings, log: Path, *args: str, stop_timeout: float = 60.0):
-    """``tests.processes.running`` with the output kept in ``log``."""
-    return running(settings, *args, log=log, stop_timeout=stop_timeout)
 
 
 def pipeline_workers(supervisor: subprocess.Popen) -> dict[int, str]:

@@ -23,6 +23,7 @@ from common.settings import Settings
 from common.topics import admin_client
 from producer.producer import PostProducer
 from tests.faults.conftest import MEASUREMENTS, ThreeNodes
+from tests.processes import running
 from tests.faults.support import (
     account,
     group_coordinator,
@@ -31,7 +32,6 @@ from tests.faults.support import (
     mixed_posts,
     pipeline_workers,
     read_all,
-    running_logged,
     wait_for,
     wait_until_caught_up,
     wait_until_ready,
@@ -82,7 +82,7 @@ def kill_one_broker_mid_stream(
     settings = fault_settings.model_copy(update={"processing_guarantee": guarantee})
     log = tmp_path / "pipeline.log"
     producer = PostProducer(settings, mixed_posts(max_text_chars=settings.max_text_chars), rate=RATE, stats_interval=None)
-    with running_logged(settings, log, "pipeline", "--workers", "2", "--no-stats") as pipeline:
+    with running(settings, "pipeline", "--workers", "2", "--no-stats", log=log) as pipeline:
         wait_until_ready(settings)
         producer.start()
         time.sleep(BEFORE_KILL_S)

@@ -17,12 +17,12 @@ import pytest
 from common.settings import Settings
 from producer.producer import PostProducer
 from tests.faults.conftest import MEASUREMENTS, ThreeNodes
+from tests.processes import running
 from tests.faults.support import (
     account,
     log_problems,
     mixed_posts,
     pipeline_workers,
-    running_logged,
     wait_for,
     wait_until_caught_up,
     wait_until_ready,
@@ -41,8 +41,8 @@ def test_kafka_down_for_a_while_then_back_loses_nothing(
     settings = fault_settings
     log = tmp_path / "pipeline.log"
     producer = PostProducer(settings, mixed_posts(max_text_chars=settings.max_text_chars), rate=RATE, stats_interval=None)
-    with caplog.at_level(logging.WARNING, logger="producer.producer"), running_logged(
-        settings, log, "pipeline", "--workers", "1"
+    with caplog.at_level(logging.WARNING, logger="producer.producer"), running(
+        settings, "pipeline", "--workers", "1", log=log
     ) as pipeline:
         wait_until_ready(settings)
         producer.start()

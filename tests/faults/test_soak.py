@@ -22,12 +22,12 @@ import psutil
 
 from common.settings import Settings
 from tests.faults.conftest import MEASUREMENTS, ThreeNodes
+from tests.processes import running
 from tests.faults.support import (
     account,
     group_lag,
     log_problems,
     pipeline_workers,
-    running_logged,
     wait_for,
     wait_until_caught_up,
     wait_until_ready,
@@ -71,11 +71,11 @@ def test_soak_full_stack_steady_rate_no_memory_growth_no_errors(
     settings = fault_settings
     pipeline_log, producer_log = tmp_path / "pipeline.log", tmp_path / "producer.log"
     lags: list[tuple[float, int | None]] = []
-    with running_logged(settings, pipeline_log, "pipeline", "--workers", "2") as pipeline:
+    with running(settings, "pipeline", "--workers", "2", log=pipeline_log) as pipeline:
         wait_until_ready(settings)
         workers = wait_for(lambda: w if len(w := pipeline_workers(pipeline)) == 3 else None, 60, "three workers")
         producer_args = ["producer", "--source", "synthetic", "--rate", f"{SOAK_RATE:g}", "--duration", f"{SOAK_SECONDS:g}"]
-        with running_logged(settings, producer_log, *producer_args) as producer:
+        with running(settings, *producer_args, log=producer_log) as producer:
             started = time.monotonic()
             memories = [Memory("supervisor", psutil.Process(pipeline.pid)), Memory("producer", psutil.Process(producer.pid))]
             memories += [Memory(f"{role}-{pid}", psutil.Process(pid)) for pid, role in sorted(workers.items())]

@@ -20,7 +20,8 @@ from confluent_kafka import Producer
 
 from common.contract import MAX_DEAD_LETTER_KEY, MAX_DEAD_LETTER_PAYLOAD, DeadLetter, Post, RejectReason
 from common.settings import Settings
-from tests.faults.support import log_problems, pipeline_workers, read_all, running_logged, wait_for, wait_until_caught_up
+from tests.processes import running
+from tests.faults.support import log_problems, pipeline_workers, read_all, wait_for, wait_until_caught_up
 from common.topic_reader import read_topic
 
 LIMIT = 5000  # the product's default max_text_chars
@@ -158,7 +159,7 @@ def test_every_kind_of_bad_input_is_one_dead_letter_with_its_reason_and_nothing_
             messages.append((post.author.encode(), post.to_bytes()))
     messages += [(post.author.encode(), post.to_bytes()) for post in good]
 
-    with running_logged(settings, log, "pipeline") as pipeline:
+    with running(settings, "pipeline", log=log) as pipeline:
         workers = wait_for(lambda: w if len(w := pipeline_workers(pipeline)) == 2 else None, 30, "two workers")
         producer = Producer(settings.kafka_client_config())
         for key, value in messages:
