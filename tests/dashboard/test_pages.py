@@ -9,7 +9,7 @@ import pytest
 from confluent_kafka import Producer
 from streamlit.testing.v1 import AppTest
 
-from common.contract import LABELS, SentimentResult
+from common.contract import LABELS
 from common.settings import PROJECT_ROOT, Settings
 from tests.dashboard.conftest import make_posts, send_posts, use_settings
 from common.topic_reader import read_topic

@@ -183,6 +183,13 @@ def pipeline_workers(supervisor: subprocess.Popen) -> dict[int, str]:
     return workers
 
 
+# Quix logs librdkafka's failed and lost connections at ERROR: while a node is down or starting, they are expected.
+BROKER_CONNECTION_ERRORS = (
+    "Connection refused", "Connection reset by peer", "Disconnected", 'code="-195"', 'code="-187"', "_TRANSPORT",
+    "_ALL_BROKERS_DOWN",
+)
+
+
 def log_problems(log: Path, expected: tuple[str, ...] = ()) -> list[str]:
     """Lines of a process log that report errors (a clean run has none), but for those with an ``expected`` part."""
     markers = (" ERROR ", " CRITICAL ", "Traceback (most recent call last)")

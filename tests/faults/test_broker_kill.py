@@ -25,6 +25,7 @@ from producer.producer import PostProducer
 from tests.faults.conftest import MEASUREMENTS, ThreeNodes
 from tests.processes import running
 from tests.faults.support import (
+    BROKER_CONNECTION_ERRORS,
     account,
     group_coordinator,
     group_lag,
@@ -37,8 +38,6 @@ from tests.faults.support import (
     wait_until_ready,
 )
 
-# Quix logs librdkafka's connection failures at ERROR: while a node is down they are expected.
-TRANSPORT_ERRORS = ("Connection refused", "Disconnected", 'code="-195"', 'code="-187"', "_TRANSPORT", "_ALL_BROKERS_DOWN")
 # What a worker stuck in a transaction and its supervisor say when the watchdog ends it.
 WATCHDOG_EXIT = ("Stuck in Kafka", "exited with 75", "restarting in")
 RATE = 40.0  # posts/s: steady, well within what two tiny-model workers score on two busy cores
@@ -125,10 +124,10 @@ def kill_one_broker_mid_stream(
     letters = read_all(settings, settings.topic_dead_letters)
     assert letters and all(RejectReason.TEXT_TOO_LONG.value in m.value().decode() for m in letters)
     if workers_may_restart:
-        assert not log_problems(log, expected=(*TRANSPORT_ERRORS, *WATCHDOG_EXIT)), f"unexpected errors in {log}"
+        assert not log_problems(log, expected=(*BROKER_CONNECTION_ERRORS, *WATCHDOG_EXIT)), f"unexpected errors in {log}"
     else:
         assert results_while_down > 0, "the pipeline must keep processing with one node of three down"
         assert restarts == 0, f"no worker may die of one broker's crash; log: {log}"
-        assert not log_problems(log, expected=TRANSPORT_ERRORS), f"unexpected errors in {log}"
+        assert not log_problems(log, expected=BROKER_CONNECTION_ERRORS), f"unexpected errors in {log}"
     if guarantee == "exactly-once":
         assert accounting.duplicates == 0, f"exactly-once produced duplicates: {accounting.summary()}"

@@ -19,6 +19,7 @@ from producer.producer import PostProducer
 from tests.faults.conftest import MEASUREMENTS, ThreeNodes
 from tests.processes import running
 from tests.faults.support import (
+    BROKER_CONNECTION_ERRORS,
     account,
     log_problems,
     mixed_posts,
@@ -31,8 +32,7 @@ from tests.faults.support import (
 RATE = 40.0
 DOWN_S = 20.0
 # While every node is down, librdkafka and Quix report the lost connections; nothing else may go wrong.
-OUTAGE_ERRORS = ("Connection refused", "Disconnected", "_TRANSPORT", "_ALL_BROKERS_DOWN", 'code="-195"', 'code="-187"',
-                 "brokers are down", "Connect to ipv4")
+OUTAGE_ERRORS = (*BROKER_CONNECTION_ERRORS, "brokers are down", "Connect to ipv4")
 
 
 def test_kafka_down_for_a_while_then_back_loses_nothing(
