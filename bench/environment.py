@@ -13,7 +13,7 @@ import psutil
 from confluent_kafka import Producer
 
 from common.settings import PROJECT_ROOT, Settings, get_settings
-from common.topics import ensure_topics
+from common.topics import with_own_topics
 from kafka_local.__main__ import DEFAULT_LIBS
 from kafka_local.cluster import LocalCluster
 
@@ -37,22 +37,16 @@ def bench_kafka() -> Iterator[str]:
 
 
 def fresh_settings(bootstrap_servers: str, **overrides: object) -> Settings:
-    suffix = uuid.uuid4().hex[:8]
-    settings = get_settings().model_copy(
+    """The configured settings on ``bootstrap_servers``, with topics, group and state of the run's own."""
+    base = get_settings().model_copy(
         update={
             "bootstrap_servers": bootstrap_servers,
-            "topic_posts": f"bench.posts.{suffix}",
-            "topic_results": f"bench.results.{suffix}",
-            "topic_dead_letters": f"bench.dead-letters.{suffix}",
-            "topic_stats": f"bench.stats.{suffix}",
-            "consumer_group": f"bench-{suffix}",
-            "state_dir": PROJECT_ROOT / ".local" / "bench-state" / suffix,
+            "state_dir": PROJECT_ROOT / ".local" / "bench-state" / uuid.uuid4().hex[:8],
             "auto_offset_reset": "earliest",
             **overrides,
         }
     )
-    ensure_topics(settings)
-    return settings
+    return with_own_topics(base)
 
 
 def produce_raw(settings: Settings, topic: str, messages: list[tuple[bytes, bytes]]) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
+import uuid
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaException
@@ -70,7 +72,45 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
         except Exception as exc:  # a concurrent creator wins the race: that is fine
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise
+    wait_until_served(admin, [spec.name for spec in missing], timeout)
     return created
+
+
+def wait_until_served(admin: AdminClient, names: list[str], timeout: float) -> None:
+    """Wait until every partition of ``names`` has a leader: creation returns before the brokers learn of it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        topics = admin.list_topics(timeout=timeout).topics
+        waiting = [
+            name for name in names
+            if name not in topics or topics[name].error is not None or not topics[name].partitions
+            or any(p.leader < 0 for p in topics[name].partitions.values())
+        ]
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            logger.warning("Topics created but not yet served after %.0f s: %s", timeout, ", ".join(waiting))
+            return
+        time.sleep(0.1)
+
+
+def with_own_topics(settings: Settings) -> Settings:
+    """A copy of ``settings`` with topics and a consumer group of its own, created here.
+
+    Tests and benchmarks run side by side on one cluster; unique names keep their messages and offsets apart.
+    """
+    suffix = uuid.uuid4().hex[:8]
+    isolated = settings.model_copy(
+        update={
+            "topic_posts": f"{settings.topic_posts}.{suffix}",
+            "topic_results": f"{settings.topic_results}.{suffix}",
+            "topic_dead_letters": f"{settings.topic_dead_letters}.{suffix}",
+            "topic_stats": f"{settings.topic_stats}.{suffix}",
+            "consumer_group": f"{settings.consumer_group}-{suffix}",
+        }
+    )
+    ensure_topics(isolated)
+    return isolated
 
 
 if __name__ == "__main__":

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
-import uuid
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import ConfigResource
 
 from common.settings import Settings
-from common.topics import ensure_topics
+from common.topics import admin_client, topic_specs, with_own_topics
 from kafka_local.__main__ import DEFAULT_LIBS
 from kafka_local.cluster import ClusterSpec, LocalCluster
 
@@ -28,19 +30,34 @@ def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterS
 
 def fresh_settings(bootstrap_servers: str, state_dir: Path, **overrides: object) -> Settings:
     """Settings for ``bootstrap_servers`` with topics and a consumer group of their own (created here)."""
-    suffix = uuid.uuid4().hex[:8]
-    test_settings = Settings(
-        bootstrap_servers=bootstrap_servers,
-        topic_posts=f"posts.raw.{suffix}",
-        topic_results=f"posts.sentiment.{suffix}",
-        topic_dead_letters=f"posts.dead-letters.{suffix}",
-        topic_stats=f"sentiment.stats.{suffix}",
-        consumer_group=f"sentiment-pipeline-{suffix}",
-        state_dir=state_dir,
-        **overrides,
-    )
-    ensure_topics(test_settings)
-    return test_settings
+    return with_own_topics(Settings(bootstrap_servers=bootstrap_servers, state_dir=state_dir, **overrides))
+
+
+def topic_layout(settings: Settings, timeout: float = 15.0) -> dict[str, tuple[int, int, str]]:
+    """Per project topic: partitions, replicas of partition 0, min.insync.replicas.
+
+    Retried for a while: the broker asked may not yet know a topic another broker just created.
+    """
+    admin = admin_client(settings)
+    names = [spec.name for spec in topic_specs(settings)]
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in names]
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            metadata = admin.list_topics(timeout=10)
+            configs = {res.name: future.result(timeout=10) for res, future in admin.describe_configs(resources).items()}
+            return {
+                name: (
+                    len(metadata.topics[name].partitions),
+                    len(metadata.topics[name].partitions[0].replicas),
+                    configs[name]["min.insync.replicas"].value,
+                )
+                for name in names
+            }
+        except (KafkaException, KeyError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 @pytest.fixture

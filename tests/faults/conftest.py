@@ -21,7 +21,7 @@ from confluent_kafka.admin import AdminClient
 from common.settings import Settings
 from kafka_local.__main__ import DEFAULT_LIBS
 from kafka_local.cluster import ClusterSpec, LocalCluster
-from tests.conftest import fresh_settings
+from tests.conftest import fresh_settings, topic_layout
 
 FAULTS_KAFKA_PORT = int(os.environ.get("SENTISTREAM_TEST_FAULTS_KAFKA_PORT", "19500"))
 NODES = 3
@@ -110,6 +110,6 @@ def fault_settings(three_nodes: ThreeNodes, tmp_path: Path, tiny_model_path: Pat
         max_text_chars=280,
         torch_threads=1,
     )
-    metadata = AdminClient(settings.kafka_client_config()).list_topics(settings.topic_posts, timeout=10)
-    assert all(len(p.replicas) == NODES for p in metadata.topics[settings.topic_posts].partitions.values())
+    # Provisioning on three nodes: every topic fully replicated, and a write still accepted with one node down.
+    assert {(replicas, min_isr) for _, replicas, min_isr in topic_layout(settings).values()} == {(NODES, "2")}
     return settings
