@@ -88,7 +88,10 @@ def test_the_dashboard_in_a_browser(app_settings: Settings, app_url: str, tmp_pa
     with running(app_settings, "pipeline", "--workers", "1", "--no-stats"), sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1920, "height": 1500})
+        # Generous waits: the box may be busy (the first Plotly chart loads its JavaScript), and a wait costs
+        # nothing when the page is quick.
         page.set_default_timeout(30_000)
+        sync_api.expect.set_options(timeout=30_000)
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
 
