@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-
 import streamlit as st
 
+from common.logs import configure_logging
 from dashboard import resources
 
-logger = logging.getLogger(__name__)
+configure_logging()  # the app's own records (producer, results feed) next to Streamlit's, once per server
 
 st.set_page_config(page_title="sentistream", page_icon=":material/monitoring:", layout="wide")
 

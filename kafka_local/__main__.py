@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
+from common.logs import configure_logging
 from common.settings import PROJECT_ROOT, get_settings
 from kafka_local.cluster import KafkaLauncherError, LocalCluster, fetch_jars
 
@@ -38,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     args = _parser().parse_args(argv)
     settings = get_settings()
     if not settings.uses_local_kafka and args.command in ("start", "stop", "reset"):

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from common.logs import configure_logging
 from common.settings import get_settings
 from common.topics import KafkaUnreachable, ensure_topics
 from pipeline.supervisor import Supervisor
@@ -21,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     worker.add_argument("role", choices=sorted(ROLES))
     args = parser.parse_args(argv)
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s")
+    configure_logging()
     settings = get_settings()
     if args.command == "worker":
         ROLES[args.role](settings)

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from common.contract import Post
+from common.logs import configure_logging
 from common.settings import get_settings
 from producer.producer import PostProducer
 from producer.sources import dataset_posts, file_posts, synthetic_posts
@@ -52,7 +53,7 @@ def _source(args: argparse.Namespace) -> Iterator[Post]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     parser = _parser()
     args = parser.parse_args(argv)
     try:

@@ -35,6 +35,7 @@ from pathlib import Path
 import pandas as pd
 
 from common.contract import Post
+from common.logs import configure_logging
 from producer.sources import DEFAULT_DATASET
 
 logger = logging.getLogger(__name__)
@@ -157,7 +158,7 @@ def write_jsonl(records: list[dict[str, object]], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     parser = argparse.ArgumentParser(prog="python -m producer.build_sample", description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=DEFAULT_COUNT)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)

@@ -34,6 +34,7 @@ from typing import Any
 import torch
 
 from common.contract import LABELS
+from common.logs import configure_logging
 from common.settings import DEFAULT_MODEL_PATH, PROJECT_ROOT, get_settings
 from sentiment_model import datasets
 from sentiment_model.classifier import SentimentClassifier
@@ -397,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--markdown", type=Path, help=f"model card in markdown (default for full: {DOCS_CARD})")
     parser.add_argument("--force", action="store_true", help="rebuild even if the model is already built")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     overrides = {
         key: value
         for key, value in {

@@ -95,7 +95,10 @@ def test_the_dashboard_in_a_browser(app_settings: Settings, app_url: str, tmp_pa
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
 
+        # A deep link as the server's first visit still gets app.py's navigation (not Streamlit's pages/ folder mode).
         page.goto(f"{app_url}/producer")
+        nav_titles = ["Live sentiment", "Producer", "Analyze text", "Kafka monitoring"]
+        sync_api.expect(page.get_by_test_id("stSidebarNavLink")).to_contain_text(nav_titles)
         page.get_by_role("button", name="Start").click()
         sync_api.expect(page.get_by_text("Running — Shipped data set")).to_be_visible()
         sync_api.expect(page.get_by_role("button", name="Stop")).to_be_enabled()
