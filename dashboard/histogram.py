@@ -51,3 +51,16 @@ def latency_percentile(counts: Sequence[float] | np.ndarray, q: float) -> float 
         return LATENCY_EDGES[-1]
     lower, upper = LATENCY_EDGES[index - 1], LATENCY_EDGES[index]
     return lower * math.pow(upper / lower, fraction)
+
+
+def format_latency(seconds: float | None) -> str:
+    """A latency for people: ms below a second, s below a minute, min below the histogram's open last bin."""
+    if seconds is None:
+        return "–"
+    if seconds >= LATENCY_EDGES[-1]:
+        return "> 1 h"  # the open last bin: only a lower bound is known
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.2f} s"
+    return f"{seconds / 60:.1f} min"

@@ -11,6 +11,7 @@ import streamlit as st
 
 from dashboard import charts, resources, widgets
 from dashboard.adhoc import MAX_BATCH, SubmissionError, batch_lines
+from dashboard.histogram import format_latency
 from dashboard.records import DeadLetterRecord, ResultRecord
 
 logger = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ def results() -> None:
         if latest["status"] == "done":
             st.metric("Label", charts.coloured(latest["label"][0]), border=True)
             st.metric("Confidence", f"{latest['confidence']:.0%}", border=True)
-            st.metric("Latency", f"{latest['latency']:.2f} s", border=True)
+            st.metric("Latency", format_latency(latest["latency"]), border=True)
         else:
             st.metric("Latest", str(latest["status"]).split(":")[0].capitalize(), border=True)
     if any(row["status"] == "no result" for row in rows):

@@ -11,7 +11,7 @@ import streamlit as st
 
 from common.contract import LABELS
 from dashboard import charts, resources, widgets
-from dashboard.histogram import latency_percentile
+from dashboard.histogram import format_latency, latency_percentile
 from dashboard.results_feed import LiveSnapshot
 
 logger = logging.getLogger(__name__)
@@ -58,8 +58,7 @@ def headline(snapshot: LiveSnapshot, frame: pd.DataFrame) -> None:
         mean = series.polarity_sums.sum() / series.total
         st.metric("Mean sentiment", f"{mean:+.2f}", border=True)
         for q in charts.PERCENTILES:
-            value = latency_percentile(latency_hist, q)
-            st.metric(f"Latency p{q}", "–" if value is None else f"{value:.2f} s", border=True)
+            st.metric(f"Latency p{q}", format_latency(latency_percentile(latency_hist, q)), border=True)
 
 
 def latest_table(snapshot: LiveSnapshot) -> None:

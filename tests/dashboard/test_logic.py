@@ -18,7 +18,7 @@ from dashboard.alerts import Thresholds, evaluate
 from dashboard.buckets import SecondBuckets, series_from_records
 from dashboard.charts import resample
 from dashboard.dedup import RecentIds
-from dashboard.histogram import LATENCY_EDGES, latency_bin, latency_percentile
+from dashboard.histogram import LATENCY_EDGES, format_latency, latency_bin, latency_percentile
 from dashboard.monitoring import ThroughputTracker
 from dashboard.records import ResultRecord, parse_result
 from dashboard.results_feed import ResultsFeed
@@ -83,6 +83,15 @@ def test_percentile_edge_cases() -> None:
     assert ordered == sorted(ordered) and ordered[0] < 0.12 and 1.7 < ordered[1] < 2.3 and ordered[2] > 25
     with pytest.raises(ValueError):
         latency_percentile(one, 101)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(None, "–"), (0.0424, "42 ms"), (0.9994, "999 ms"), (1.0, "1.00 s"), (59.5, "59.50 s"), (90.0, "1.5 min"),
+     (3599.0, "60.0 min"), (LATENCY_EDGES[-1], "> 1 h"), (18_434.0, "> 1 h")],
+)
+def test_latency_is_shown_in_units_people_read(seconds: float | None, shown: str) -> None:
+    assert format_latency(seconds) == shown
 
 
 # --- aggregates -----------------------------------------------------------------------------------
