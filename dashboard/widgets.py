@@ -6,6 +6,7 @@ import logging
 import time
 
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
 
 from dashboard import resources
 from dashboard.alerts import Thresholds, evaluate
@@ -13,6 +14,22 @@ from dashboard.alerts import Thresholds, evaluate
 logger = logging.getLogger(__name__)
 
 THRESHOLDS_KEY = "alert_thresholds"
+RAN_THROUGH_APP_KEY = "ran_through_app"
+
+
+def run_through_app() -> None:
+    """Call first on every page: make sure a visitor's first page runs inside app.py's navigation.
+
+    Until a server has run app.py once, Streamlit treats ``pages/`` as an old-style pages folder: a deep
+    link (``/producer``) opened first runs the page file alone, without app.py (file names for page
+    titles, no logging set-up, no producer autostart). app.py's ``st.navigation`` turns that mode off for
+    the server; here we turn it off and rerun once per session, so the first visitor gets the real app at
+    the same page. (Once per session: Streamlit's AppTest resets the mode before every run.)
+    """
+    if PagesManager.uses_pages_directory and not st.session_state.get(RAN_THROUGH_APP_KEY):
+        st.session_state[RAN_THROUGH_APP_KEY] = True
+        PagesManager.uses_pages_directory = False
+        st.rerun()
 
 
 def thresholds() -> Thresholds:

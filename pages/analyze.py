@@ -16,6 +16,8 @@ from dashboard.records import DeadLetterRecord, ResultRecord
 
 logger = logging.getLogger(__name__)
 
+widgets.run_through_app()
+
 RESULT_TIMEOUT = 30.0
 HISTORY = 200
 

@@ -16,6 +16,8 @@ from dashboard.results_feed import LiveSnapshot
 
 logger = logging.getLogger(__name__)
 
+widgets.run_through_app()
+
 RANGES = {"1 min": 60, "5 min": 300, "15 min": 900, "1 h": 3600, "6 h": 21600}
 
 settings = resources.settings()

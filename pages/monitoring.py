@@ -13,6 +13,8 @@ from dashboard.monitoring import ClusterView, GroupView, ThroughputTracker, clus
 
 logger = logging.getLogger(__name__)
 
+widgets.run_through_app()
+
 STATS_GROUP_SUFFIX = "-stats"  # the pipeline's statistics worker group: consumer_group + this
 
 settings = resources.settings()

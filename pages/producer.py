@@ -12,6 +12,8 @@ from dashboard.producer_control import SOURCE_LABELS, SourceKind, Upload
 
 logger = logging.getLogger(__name__)
 
+widgets.run_through_app()
+
 holder = resources.producer_holder()
 settings = resources.settings()
 
