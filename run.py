@@ -2,7 +2,9 @@
 
 Starts local Kafka (unless SENTISTREAM_BOOTSTRAP_SERVERS names a cluster), builds the offline model
 if it is the configured one and missing, then runs the pipeline, and the Streamlit app (whose
-producer starts at once) or, with ``--no-app``, a producer process. Everything it started, it stops.
+producer starts at once) or, with ``--no-app``, a producer process. Everything it started, it stops,
+in an order that leaves nothing half done: first the producer (which flushes what it sent), then the
+pipeline once it has scored every queued post (a second Ctrl-C skips that wait), then Kafka.
 """
 
 from __future__ import annotations
@@ -14,14 +16,19 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from common.settings import PROJECT_ROOT, get_settings
-from common.topics import KafkaUnreachable, ensure_topics
+from common.logs import configure_logging
+from common.settings import PROJECT_ROOT, Settings, get_settings
+from common.topics import KafkaUnreachable, ensure_topics, group_lag
 from kafka_local.__main__ import DEFAULT_HOME, DEFAULT_LIBS
 from kafka_local.cluster import KafkaLauncherError, LocalCluster
 
 logger = logging.getLogger("run")
+
+STOP_TIMEOUT_S = 30.0
+DRAIN_TIMEOUT_S = 60.0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,21 +42,50 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _start(command: list[str], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(command, cwd=PROJECT_ROOT, env=env)
+    # A session of its own: the terminal's Ctrl-C reaches only this script, which stops the children in order.
+    return subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, start_new_session=True)
+
+
+def _stop(child: subprocess.Popen) -> None:
+    if child.poll() is None:
+        child.send_signal(signal.SIGTERM)
+    try:
+        child.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        logger.warning("%s did not stop in %.0f s; killing it", " ".join(child.args[1:4]), STOP_TIMEOUT_S)
+        child.kill()
+        child.wait()
+
+
+def _drain(settings: Settings, pipeline: subprocess.Popen, hurry: Callable[[], bool]) -> None:
+    """Wait until the pipeline has committed every raw post, so none waits for the next run."""
+    deadline = time.monotonic() + DRAIN_TIMEOUT_S
+    reported = None
+    while pipeline.poll() is None and not hurry() and time.monotonic() < deadline:
+        queued = group_lag(settings, settings.consumer_group, settings.topic_posts)
+        if queued == 0:
+            return
+        if queued is not None and reported is None:
+            logger.info("Letting the pipeline score the %d posts still queued (Ctrl-C again to stop at once)", queued)
+            reported = queued
+        time.sleep(0.5)
+    if not hurry() and pipeline.poll() is None:
+        logger.warning("The pipeline had not caught up after %.0f s; the rest is scored on the next run", DRAIN_TIMEOUT_S)
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     args = _parser().parse_args(argv)
     settings = get_settings()
     rate = settings.producer_rate if args.rate is None else args.rate
     cluster = LocalCluster(DEFAULT_HOME, DEFAULT_LIBS) if settings.uses_local_kafka else None
-    children: list[subprocess.Popen] = []
-    stopping = False
+    pipeline: subprocess.Popen | None = None
+    source: subprocess.Popen | None = None  # the app (with its producer) or the producer process
+    stop_requests = 0
 
     def request_stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
+        nonlocal stop_requests
+        stop_requests += 1
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
@@ -67,31 +103,29 @@ def main(argv: list[str] | None = None) -> int:
             subprocess.run([sys.executable, "-m", "sentiment_model.build"], cwd=PROJECT_ROOT, check=True)
 
         env = {**os.environ, "SENTISTREAM_PRODUCER_RATE": str(rate)}
-        children.append(_start([sys.executable, "-m", "pipeline", "--workers", str(args.workers)], env))
+        pipeline = _start([sys.executable, "-m", "pipeline", "--workers", str(args.workers)], env)
         if args.no_app:
-            children.append(_start([sys.executable, "-m", "producer", "--rate", str(rate)], env))
+            source = _start([sys.executable, "-m", "producer", "--rate", str(rate)], env)
         else:
             env["SENTISTREAM_PRODUCER_AUTOSTART"] = "true"
-            children.append(_start([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(args.port)], env))
+            source = _start([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(args.port)], env)
             print(f"\n  sentistream is up: open http://127.0.0.1:{args.port}  (Ctrl-C stops everything)\n", flush=True)
-        while not stopping:
-            for child in children:
+        while not stop_requests:
+            for child in (pipeline, source):
                 if child.poll() is not None:
                     logger.error("%s exited with %d; stopping", " ".join(child.args[1:4]), child.returncode)
-                    stopping = True
+                    stop_requests += 1
             time.sleep(0.5)
     except (KafkaLauncherError, KafkaUnreachable, subprocess.CalledProcessError) as exc:
         logger.error("%s", exc)
         return 2
     finally:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        if source is not None:
+            _stop(source)
+        if pipeline is not None:
+            if source is not None:
+                _drain(settings, pipeline, hurry=lambda: stop_requests > 1)
+            _stop(pipeline)
         if cluster:
             cluster.stop()
             logger.info("Stopped local Kafka (data kept in %s)", DEFAULT_HOME)

@@ -8,9 +8,10 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from confluent_kafka import KafkaException
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from common.logs import configure_logging
 from common.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -113,8 +114,27 @@ def with_own_topics(settings: Settings) -> Settings:
     return isolated
 
 
+def group_lag(settings: Settings, group: str, topic: str) -> int | None:
+    """Messages of ``topic`` not yet committed by ``group`` (None when Kafka cannot tell right now)."""
+    consumer = Consumer({**settings.kafka_client_config(), "group.id": group, "enable.auto.commit": False})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        committed = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
+        lag = 0
+        for tp in committed:
+            if tp.error:
+                return None
+            end = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=10)[1]
+            lag += end - max(tp.offset, 0)
+        return lag
+    except KafkaException:
+        return None
+    finally:
+        consumer.close()
+
+
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     try:
         names = ensure_topics(get_settings())
     except KafkaUnreachable as error:

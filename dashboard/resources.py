@@ -5,6 +5,7 @@ Each is keyed by the settings it was built with, so a test (or a settings change
 
 from __future__ import annotations
 
+import atexit
 import logging
 
 import streamlit as st
@@ -45,6 +46,9 @@ def _results_feed(key: str, _settings: Settings) -> ResultsFeed:
 @st.cache_resource(show_spinner=False, on_release=_stop_producer)
 def _producer_holder(key: str, _settings: Settings) -> ProducerHolder:
     holder = ProducerHolder(_settings)
+    # Streamlit does not release its resources on exit: stop the producer ourselves, so that what it sent
+    # is flushed to Kafka (and counted) before the server goes.
+    atexit.register(holder.stop)
     try:
         holder.autostart()
     except Exception:  # a bad autostart must not take the app down; the page shows the producer stopped

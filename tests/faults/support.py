@@ -19,6 +19,7 @@ from confluent_kafka.admin import AdminClient
 
 from common.contract import DeadLetter, Post
 from common.settings import Settings
+from common.topics import group_lag
 from producer.producer import PostProducer
 from producer.sources import synthetic_posts
 from common.topic_reader import read_topic
@@ -60,25 +61,6 @@ def read_all(settings: Settings, topic: str, timeout: float = 60.0) -> list[Mess
                 elif not error.retriable():
                     raise KafkaException(error)
         return messages
-    finally:
-        consumer.close()
-
-
-def group_lag(settings: Settings, group: str, topic: str) -> int | None:
-    """Messages of ``topic`` not yet committed by ``group`` (None when Kafka cannot tell right now)."""
-    consumer = Consumer({**settings.kafka_client_config(), "group.id": group, "enable.auto.commit": False})
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        committed = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
-        lag = 0
-        for tp in committed:
-            if tp.error:
-                return None
-            end = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=10)[1]
-            lag += end - max(tp.offset, 0)
-        return lag
-    except KafkaException:
-        return None
     finally:
         consumer.close()
 

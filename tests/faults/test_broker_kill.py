@@ -20,7 +20,7 @@ import pytest
 
 from common.contract import RejectReason
 from common.settings import Settings
-from common.topics import admin_client
+from common.topics import admin_client, group_lag
 from producer.producer import PostProducer
 from tests.faults.conftest import MEASUREMENTS, ThreeNodes
 from tests.processes import running
@@ -28,7 +28,6 @@ from tests.faults.support import (
     BROKER_CONNECTION_ERRORS,
     account,
     group_coordinator,
-    group_lag,
     log_problems,
     mixed_posts,
     pipeline_workers,

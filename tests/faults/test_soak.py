@@ -20,11 +20,11 @@ from pathlib import Path
 import psutil
 
 from common.settings import Settings
+from common.topics import group_lag
 from tests.faults.conftest import MEASUREMENTS, ThreeNodes
 from tests.processes import running
 from tests.faults.support import (
     account,
-    group_lag,
     log_problems,
     pipeline_workers,
     wait_for,

@@ -1,0 +1,77 @@
+"""``make run`` (run.py): the whole product as one command, and one Ctrl-C that stops it without leaving work behind.
+
+Pointed at the session's broker (SENTISTREAM_BOOTSTRAP_SERVERS set), so it starts no Kafka of its own.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+from common.contract import Post, SentimentResult
+from common.settings import Settings
+from common.topic_reader import read_topic
+from common.topics import group_lag
+from tests.faults.support import wait_for
+from tests.processes import running
+
+
+@pytest.fixture
+def run_settings(settings: Settings, tiny_model_path: Path) -> Settings:
+    return settings.model_copy(update={"model": str(tiny_model_path), "torch_threads": 1})
+
+
+def ctrl_c(process: psutil.Popen, timeout: float) -> list[psutil.Process]:
+    """SIGINT to run.py alone (a terminal's Ctrl-C; its children run in sessions of their own); returns the
+    children it had, for the caller to check they are gone."""
+    children = psutil.Process(process.pid).children(recursive=True)
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=timeout)
+    return children
+
+
+def test_ctrl_c_stops_the_producer_first_and_lets_the_pipeline_score_every_post(
+    run_settings: Settings, tmp_path: Path
+) -> None:
+    log = tmp_path / "run.log"
+    # Faster than one single-threaded worker scores: a backlog is queued when Ctrl-C comes.
+    with running(run_settings, "run", "--no-app", "--rate", "150", log=log, stop_timeout=150) as product:
+        wait_for(lambda: len(read_topic(run_settings, run_settings.topic_results, 200, timeout=2)) >= 200, 120,
+                 "the first results")
+        children = ctrl_c(product, timeout=150)
+    output = log.read_text()
+    assert product.returncode == 0, output[-3000:]
+    assert children and not [child for child in children if child.is_running() and child.status() != psutil.STATUS_ZOMBIE]
+
+    everything = 10**9  # read each topic to its end: until nothing more comes for a while
+    posts = [Post.model_validate_json(m.value()) for m in read_topic(run_settings, run_settings.topic_posts, everything, timeout=10)]
+    results = read_topic(run_settings, run_settings.topic_results, len(posts), timeout=30)
+    assert {post.id for post in posts} == {SentimentResult.model_validate_json(m.value()).post_id for m in results}
+    assert group_lag(run_settings, run_settings.consumer_group, run_settings.topic_posts) == 0
+    assert output.index("Producer finished") < output.index("Letting the pipeline score the") < output.index("Received SIGTERM")
+
+
+def test_the_app_is_served_and_ctrl_c_stops_everything(run_settings: Settings, tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path / "run.log"
+    with running(run_settings, "run", "--port", str(port), log=log, stop_timeout=150) as product:
+        def serves() -> bool:
+            try:
+                return urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).status == 200
+            except OSError:
+                return False
+
+        wait_for(serves, 60, "the app")
+        children = ctrl_c(product, timeout=150)
+    output = log.read_text()
+    assert product.returncode == 0, output[-3000:]
+    assert f"sentistream is up: open http://127.0.0.1:{port}" in output
+    assert len(children) >= 3  # the app, the pipeline's supervisor and its workers
+    assert not [child for child in children if child.is_running() and child.status() != psutil.STATUS_ZOMBIE]
