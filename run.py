@@ -87,8 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         nonlocal stop_requests
         stop_requests += 1
 
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
+    # SIGHUP too: the children do not share our terminal session, so a closed terminal reaches only us.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop_signal, request_stop)
     try:
         if cluster:
             if cluster.running_nodes():

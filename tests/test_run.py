@@ -26,11 +26,11 @@ def run_settings(settings: Settings, tiny_model_path: Path) -> Settings:
     return settings.model_copy(update={"model": str(tiny_model_path), "torch_threads": 1})
 
 
-def ctrl_c(process: psutil.Popen, timeout: float) -> list[psutil.Process]:
-    """SIGINT to run.py alone (a terminal's Ctrl-C; its children run in sessions of their own); returns the
-    children it had, for the caller to check they are gone."""
+def signal_from_terminal(process: psutil.Popen, signum: int, timeout: float) -> list[psutil.Process]:
+    """``signum`` to run.py alone, as its terminal sends it (SIGINT: Ctrl-C, SIGHUP: terminal closed; its
+    children run in sessions of their own); returns the children it had, for the caller to check they are gone."""
     children = psutil.Process(process.pid).children(recursive=True)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     process.wait(timeout=timeout)
     return children
 
@@ -43,7 +43,7 @@ def test_ctrl_c_stops_the_producer_first_and_lets_the_pipeline_score_every_post(
     with running(run_settings, "run", "--no-app", "--rate", "150", log=log, stop_timeout=150) as product:
         wait_for(lambda: len(read_topic(run_settings, run_settings.topic_results, 200, timeout=2)) >= 200, 120,
                  "the first results")
-        children = ctrl_c(product, timeout=150)
+        children = signal_from_terminal(product, signal.SIGINT, timeout=150)
     output = log.read_text()
     assert product.returncode == 0, output[-3000:]
     assert children and not [child for child in children if child.is_running() and child.status() != psutil.STATUS_ZOMBIE]
@@ -56,7 +56,7 @@ def test_ctrl_c_stops_the_producer_first_and_lets_the_pipeline_score_every_post(
     assert output.index("Producer finished") < output.index("Letting the pipeline score the") < output.index("Received SIGTERM")
 
 
-def test_the_app_is_served_and_ctrl_c_stops_everything(run_settings: Settings, tmp_path: Path) -> None:
+def test_the_app_is_served_and_closing_the_terminal_stops_everything(run_settings: Settings, tmp_path: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -69,7 +69,7 @@ def test_the_app_is_served_and_ctrl_c_stops_everything(run_settings: Settings, t
                 return False
 
         wait_for(serves, 60, "the app")
-        children = ctrl_c(product, timeout=150)
+        children = signal_from_terminal(product, signal.SIGHUP, timeout=150)
     output = log.read_text()
     assert product.returncode == 0, output[-3000:]
     assert f"sentistream is up: open http://127.0.0.1:{port}" in output
