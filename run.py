@@ -60,14 +60,14 @@ def _stop(child: subprocess.Popen) -> None:
 def _drain(settings: Settings, pipeline: subprocess.Popen, hurry: Callable[[], bool]) -> None:
     """Wait until the pipeline has committed every raw post, so none waits for the next run."""
     deadline = time.monotonic() + DRAIN_TIMEOUT_S
-    reported = None
+    announced = False
     while pipeline.poll() is None and not hurry() and time.monotonic() < deadline:
         queued = group_lag(settings, settings.consumer_group, settings.topic_posts)
         if queued == 0:
             return
-        if queued is not None and reported is None:
+        if queued is not None and not announced:
             logger.info("Letting the pipeline score the %d posts still queued (Ctrl-C again to stop at once)", queued)
-            reported = queued
+            announced = True
         time.sleep(0.5)
     if not hurry() and pipeline.poll() is None:
         logger.warning("The pipeline had not caught up after %.0f s; the rest is scored on the next run", DRAIN_TIMEOUT_S)

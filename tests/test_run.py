@@ -6,8 +6,6 @@ Pointed at the session's broker (SENTISTREAM_BOOTSTRAP_SERVERS set), so it start
 from __future__ import annotations
 
 import signal
-import socket
-import urllib.request
 from pathlib import Path
 
 import psutil
@@ -17,8 +15,8 @@ from common.contract import Post, SentimentResult
 from common.settings import Settings
 from common.topic_reader import read_topic
 from common.topics import group_lag
-from tests.faults.support import wait_for
-from tests.processes import running
+from tests.faults.support import read_all, wait_for
+from tests.processes import free_port, running, wait_healthy
 
 
 @pytest.fixture
@@ -35,6 +33,10 @@ def signal_from_terminal(process: psutil.Popen, signum: int, timeout: float) -> 
     return children
 
 
+def still_running(processes: list[psutil.Process]) -> list[psutil.Process]:
+    return [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
 def test_ctrl_c_stops_the_producer_first_and_lets_the_pipeline_score_every_post(
     run_settings: Settings, tmp_path: Path
 ) -> None:
@@ -46,32 +48,23 @@ def test_ctrl_c_stops_the_producer_first_and_lets_the_pipeline_score_every_post(
         children = signal_from_terminal(product, signal.SIGINT, timeout=150)
     output = log.read_text()
     assert product.returncode == 0, output[-3000:]
-    assert children and not [child for child in children if child.is_running() and child.status() != psutil.STATUS_ZOMBIE]
+    assert children and not still_running(children)
 
-    everything = 10**9  # read each topic to its end: until nothing more comes for a while
-    posts = [Post.model_validate_json(m.value()) for m in read_topic(run_settings, run_settings.topic_posts, everything, timeout=10)]
-    results = read_topic(run_settings, run_settings.topic_results, len(posts), timeout=30)
+    posts = [Post.model_validate_json(m.value()) for m in read_all(run_settings, run_settings.topic_posts)]
+    results = read_all(run_settings, run_settings.topic_results)
     assert {post.id for post in posts} == {SentimentResult.model_validate_json(m.value()).post_id for m in results}
     assert group_lag(run_settings, run_settings.consumer_group, run_settings.topic_posts) == 0
     assert output.index("Producer finished") < output.index("Letting the pipeline score the") < output.index("Received SIGTERM")
 
 
 def test_the_app_is_served_and_closing_the_terminal_stops_everything(run_settings: Settings, tmp_path: Path) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     log = tmp_path / "run.log"
     with running(run_settings, "run", "--port", str(port), log=log, stop_timeout=150) as product:
-        def serves() -> bool:
-            try:
-                return urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).status == 200
-            except OSError:
-                return False
-
-        wait_for(serves, 60, "the app")
+        wait_healthy(f"http://127.0.0.1:{port}", product)
         children = signal_from_terminal(product, signal.SIGHUP, timeout=150)
     output = log.read_text()
     assert product.returncode == 0, output[-3000:]
     assert f"sentistream is up: open http://127.0.0.1:{port}" in output
     assert len(children) >= 3  # the app, the pipeline's supervisor and its workers
-    assert not [child for child in children if child.is_running() and child.status() != psutil.STATUS_ZOMBIE]
+    assert not still_running(children)
