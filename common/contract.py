@@ -6,9 +6,11 @@ Times are UNIX epoch seconds (float) so that latency is a subtraction and the wi
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import time
 import uuid
+from dataclasses import dataclass
 from enum import Enum
 from typing import Literal
 
@@ -26,11 +28,22 @@ MAX_JSON_DEPTH = 32
 MAX_CREATED_AT = 253402300799.0
 # The earliest: one millisecond after the epoch. Anything smaller rounds to Kafka timestamp 0 or below.
 MIN_CREATED_AT = 0.001
-# A dead letter must always fit in one Kafka message (librdkafka's message.max.bytes: 1,000,000 by default),
-# whatever arrived: it keeps the original payload exactly up to this many bytes, and the key up to this many
-# characters (``payload_truncated`` and ``payload_size`` tell when it is cut).
+# Every message the pipeline writes must fit in one Kafka message: librdkafka refuses a key plus value over its
+# message.max.bytes (1,000,000 by default) and a broker one over the topic's max.message.bytes. The pipeline
+# writes to the smaller of the two, less this much for the record's own framing.
+DEFAULT_MAX_MESSAGE_BYTES = 1_000_000
+MESSAGE_FRAMING_BYTES = 1024
+# A dead letter keeps the original payload exactly up to this many bytes (less if the message limit needs it;
+# ``payload_truncated``, ``payload_size`` and ``payload_sha256`` describe the whole), the key as text up to
+# MAX_DEAD_LETTER_KEY characters, and a preview of PREVIEW_CHARS.
 MAX_DEAD_LETTER_PAYLOAD = 256 * 1024
 MAX_DEAD_LETTER_KEY = 1024
+PREVIEW_CHARS = 500
+MAX_DETAIL_CHARS = 2000
+# A dead letter's Kafka key is the original key when it is at most this long, else its first KEY_PREFIX_BYTES
+# and the SHA-256 of the whole (a 760 KB key must not make its dead letter too large to write).
+MAX_DEAD_LETTER_KAFKA_KEY = 256
+KEY_PREFIX_BYTES = 64
 
 
 class _Message(BaseModel):
@@ -88,6 +101,8 @@ class SentimentResult(_Message):
 
 
 class RejectReason(str, Enum):
+    """Why a message became a dead letter. The README's reliability section explains each."""
+
     EMPTY_PAYLOAD = "empty_payload"
     INVALID_UTF8 = "invalid_utf8"
     INVALID_JSON = "invalid_json"
@@ -100,6 +115,21 @@ class RejectReason(str, Enum):
     TEXT_TOO_LONG = "text_too_long"
     INVALID_FIELD = "invalid_field"
     MISSING_KEY = "missing_key"
+    # The model raised (or answered wrongly) on this post alone, after its batch was split to isolate it.
+    MODEL_ERROR = "model_error"
+    # The post's result would not fit in a Kafka message.
+    RESULT_TOO_LARGE = "result_too_large"
+    # The message crashed a worker POISON_CRASH_LIMIT times (an unforeseen defect): set aside so the rest flows.
+    POISON_MESSAGE = "poison_message"
+    # A record on the results topic that is not a valid result (a foreign producer): the statistics skip it.
+    INVALID_RESULT = "invalid_result"
+
+
+# What happens to a message after it passed validation (or to a record on the results topic); every other
+# reason is validation's verdict on a raw post.
+LATER_STAGE_REASONS = frozenset(
+    {RejectReason.MODEL_ERROR, RejectReason.RESULT_TOO_LARGE, RejectReason.POISON_MESSAGE, RejectReason.INVALID_RESULT}
+)
 
 
 class DeadLetter(_Message):
@@ -107,11 +137,14 @@ class DeadLetter(_Message):
 
     reason: RejectReason
     detail: str
-    payload_base64: str = Field(description="the original bytes, exactly (the first MAX_DEAD_LETTER_PAYLOAD of a bigger one)")
+    payload_base64: str = Field(description="the original bytes, exactly (only their beginning when payload_truncated)")
     payload_preview: str | None = Field(description="the original as text, if it was UTF-8 (cut)")
     payload_size: int | None = Field(default=None, description="bytes of the original payload")
     payload_truncated: bool = Field(default=False, description="payload_base64 holds only its beginning")
-    key: str | None
+    payload_sha256: str | None = Field(default=None, description="of the whole original payload")
+    key: str | None = Field(description="the original key as text (cut to MAX_DEAD_LETTER_KEY characters)")
+    key_size: int | None = Field(default=None, description="bytes of the original key")
+    key_sha256: str | None = Field(default=None, description="of the whole original key")
     source_topic: str
     partition: int
     offset: int
@@ -127,6 +160,47 @@ class SentimentStats(_Message):
     count: int
     label_counts: dict[str, int]
     mean_score: float
+
+
+class WorkerState(str, Enum):
+    RUNNING = "running"
+    RESTARTING = "restarting"  # exited; starts again after its back-off
+    CRASH_LOOPING = "crash_looping"  # restarted crash_loop_restarts times or more within the crash-loop window
+    STOPPED = "stopped"
+
+
+class WorkerStatus(_Message):
+    """One worker process of a pipeline supervisor."""
+
+    slot: int
+    role: Literal["classify", "stats"]
+    state: WorkerState
+    pid: int | None
+    restarts: int = Field(description="within the crash-loop window")
+    restarts_total: int
+    last_exit: str | None = Field(default=None, description="how the last process ended, e.g. 'exit code 1', 'SIGKILL'")
+    last_error: str | None = Field(default=None, description="the exception that ended it, if it said")
+    last_error_at: float | None = None
+    careful: bool = Field(default=False, description="scoring one message per checkpoint after a crash, to find its cause")
+    stuck_at: str | None = Field(default=None, description="topic[partition]@offset the last crash happened on, if known")
+    poisoned: int = Field(default=0, description="messages set aside as poison_message since the supervisor started")
+    state_resets: int = Field(
+        default=0, description="statistics: local state found out of step with its changelog, dropped and restored"
+    )
+
+
+class PipelineStatus(_Message):
+    """A pipeline supervisor's heartbeat on the status topic (key: its instance id), every status interval."""
+
+    instance: str
+    host: str
+    pid: int
+    consumer_group: str
+    started_at: float
+    sent_at: float
+    interval_seconds: float
+    stopping: bool = False
+    workers: list[WorkerStatus]
 
 
 class InvalidPost(ValueError):
@@ -196,24 +270,94 @@ def decode_post(raw: bytes | None, max_text_chars: int) -> Post:
     return post
 
 
-def dead_letter_for(
-    error: InvalidPost, raw: bytes | None, key: bytes | None, topic: str, partition: int, offset: int
-) -> DeadLetter:
-    raw = raw or b""
+@dataclass(frozen=True)
+class Outgoing:
+    """A message ready to produce: its Kafka key and value, serialized, known to fit."""
+
+    key: bytes | None
+    value: bytes
+
+    @property
+    def size(self) -> int:
+        return len(self.key or b"") + len(self.value)
+
+
+def message_budget(max_message_bytes: int) -> int:
+    """Bytes of key plus value that fit under a message-size limit."""
+    return max_message_bytes - MESSAGE_FRAMING_BYTES
+
+
+def dead_letter_kafka_key(key: bytes | None) -> bytes | None:
+    """The original key if short, else its first bytes and the SHA-256 of the whole (same key, same partition)."""
+    if key is None or len(key) <= MAX_DEAD_LETTER_KAFKA_KEY:
+        return key
+    return key[:KEY_PREFIX_BYTES] + b"...sha256:" + hashlib.sha256(key).hexdigest().encode()
+
+
+def _preview(raw: bytes, chars: int) -> str | None:
     try:
         # Decode it all, then cut: cutting the bytes first could split a character and lose the preview.
-        preview: str | None = raw.decode("utf-8")[:500]
+        return raw.decode("utf-8")[:chars]
     except UnicodeDecodeError:
-        preview = None
-    return DeadLetter(
-        reason=error.reason,
-        detail=error.detail,
-        payload_base64=base64.b64encode(raw[:MAX_DEAD_LETTER_PAYLOAD]).decode(),
-        payload_preview=preview,
+        return None
+
+
+def encode_dead_letter(
+    reason: RejectReason, detail: str, raw: bytes | None, key: bytes | None, topic: str, partition: int, offset: int,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+) -> Outgoing:
+    """The dead letter of one message, serialized so that key and value fit under ``max_message_bytes``.
+
+    It keeps as much of the original payload as fits (up to MAX_DEAD_LETTER_PAYLOAD), then drops the preview;
+    if even that is too big for the limit, a minimal letter: reason, sizes, hashes and source coordinates.
+    """
+    raw = raw or b""
+    kafka_key = dead_letter_kafka_key(key)
+    budget = message_budget(max_message_bytes) - len(kafka_key or b"")
+    letter = DeadLetter(
+        reason=reason,
+        detail=detail[:MAX_DETAIL_CHARS],
+        payload_base64="",
+        payload_preview=None,
         payload_size=len(raw),
-        payload_truncated=len(raw) > MAX_DEAD_LETTER_PAYLOAD,
+        payload_truncated=bool(raw),
+        payload_sha256=hashlib.sha256(raw).hexdigest(),
         key=key.decode("utf-8", "replace")[:MAX_DEAD_LETTER_KEY] if key else None,
+        key_size=len(key) if key is not None else None,
+        key_sha256=hashlib.sha256(key).hexdigest() if key is not None else None,
         source_topic=topic,
         partition=partition,
         offset=offset,
     )
+    for preview_chars in (PREVIEW_CHARS, 0):
+        shaped = letter.model_copy(update={"payload_preview": _preview(raw, preview_chars) if preview_chars else None})
+        room = budget - len(shaped.to_bytes())
+        if room < 0:
+            continue
+        kept = min(len(raw), MAX_DEAD_LETTER_PAYLOAD, room // 4 * 3)  # base64: 4 characters per 3 bytes
+        shaped = shaped.model_copy(
+            update={"payload_base64": base64.b64encode(raw[:kept]).decode(), "payload_truncated": kept < len(raw)}
+        )
+        value = shaped.to_bytes()
+        if len(value) <= budget:
+            return Outgoing(kafka_key, value)
+    minimal = letter.model_copy(update={"detail": letter.detail[:200], "key": None})
+    return Outgoing(kafka_key, minimal.to_bytes())
+
+
+def dead_letter_for(
+    error: InvalidPost, raw: bytes | None, key: bytes | None, topic: str, partition: int, offset: int,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+) -> Outgoing:
+    return encode_dead_letter(error.reason, error.detail, raw, key, topic, partition, offset, max_message_bytes)
+
+
+class ResultTooLarge(ValueError):
+    """A result whose key and value would not fit in one Kafka message."""
+
+
+def encode_result(result: SentimentResult, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Outgoing:
+    outgoing = Outgoing(result.author.encode(), result.to_bytes())
+    if outgoing.size > message_budget(max_message_bytes):
+        raise ResultTooLarge(f"the result is {outgoing.size} bytes, over the {max_message_bytes} bytes a message may have")
+    return outgoing

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: str | None = Field(default=None, description="e.g. PLAIN, SCRAM-SHA-512")
     sasl_username: str | None = None
-    sasl_password: str | None = None
+    sasl_password: SecretStr | None = Field(default=None, description="never shown: not in repr, logs or cache keys")
     ssl_ca_location: str | None = Field(default=None, description="CA bundle file for SSL")
 
     # --- Topics -----------------------------------------------------------------------------
@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     topic_results: str = "posts.sentiment"
     topic_dead_letters: str = "posts.dead-letters"
     topic_stats: str = "sentiment.stats"
+    topic_pipeline_status: str = Field(default="pipeline.status", description="the supervisors' heartbeats (compacted)")
     replication_factor: int | None = Field(
         default=None, ge=1, description="of the project's topics; unset = min(3, brokers in the cluster)"
     )
@@ -50,6 +51,12 @@ class Settings(BaseSettings):
     transaction_stall_seconds: float = Field(
         default=60.0, gt=0, description="exactly-once: a worker stuck this long in one transaction call restarts"
     )
+    max_poll_interval_ms: int = Field(
+        default=300_000, ge=10_000, description="A worker silent this long leaves its group: above the slowest batch"
+    )
+    transaction_timeout_ms: int = Field(
+        default=60_000, ge=1_000, description="exactly-once: the broker aborts a transaction open this long"
+    )
     batch_size: int = Field(
         default=128, ge=1, description="Most posts gathered into one batch before they are scored"
     )
@@ -59,7 +66,19 @@ class Settings(BaseSettings):
     batch_max_wait_ms: int = Field(
         default=10, ge=1, description="Longest a batch gathers posts before it is scored"
     )
-    max_text_chars: int = Field(default=5000, ge=1, description="Longer posts are dead-lettered")
+    # At most 100,000: a result (its text JSON-escaped at up to 6 bytes a character) must fit in one message.
+    max_text_chars: int = Field(default=5000, ge=1, le=100_000, description="Longer posts are dead-lettered")
+    message_max_bytes: int = Field(
+        default=1_000_000, ge=64 * 1024,
+        description="Largest message the project writes (librdkafka message.max.bytes); a topic's lower "
+        "max.message.bytes wins",
+    )
+    poison_crash_limit: int = Field(
+        default=3, ge=1, description="A message that crashes a worker this many times is dead-lettered (poison_message)"
+    )
+    crash_loop_restarts: int = Field(default=3, ge=1, description="Restarts within the window that make a crash loop")
+    crash_loop_window_seconds: float = Field(default=300.0, gt=0)
+    status_interval_seconds: float = Field(default=5.0, gt=0, description="How often the supervisor reports its workers")
     stats_window_seconds: int = Field(default=60, ge=1)
     stats_grace_seconds: int = Field(
         default=10, ge=0, description="How late (event time) a result may arrive and still count in its window"
@@ -79,6 +98,8 @@ class Settings(BaseSettings):
     producer_rate: float = Field(default=20.0, ge=0, description="Posts/s the app's producer starts at")
     producer_autostart: bool = Field(default=False, description="The app starts its producer when first opened")
     dashboard_history_minutes: int = Field(default=15, ge=1, description="How far back the dashboard rewinds at start")
+    monitor_interval_seconds: float = Field(default=5.0, gt=0, description="How often the dashboard polls the cluster")
+    upload_max_rows: int = Field(default=200_000, ge=1, description="Most posts one uploaded file may hold")
 
     @property
     def uses_local_kafka(self) -> bool:
@@ -91,7 +112,11 @@ class Settings(BaseSettings):
     def as_environment(self) -> dict[str, str]:
         """These settings as the environment variables that reproduce them in a child process."""
         prefix = self.model_config["env_prefix"]
-        return {f"{prefix}{name.upper()}": str(value) for name, value in self.model_dump().items() if value is not None}
+        return {
+            f"{prefix}{name.upper()}": value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+            for name, value in self.model_dump().items()
+            if value is not None
+        }
 
     def child_environment(self) -> dict[str, str]:
         """This process's environment with these settings replacing any SENTISTREAM_* variables."""
@@ -105,7 +130,7 @@ class Settings(BaseSettings):
         optional = {
             "sasl.mechanism": self.sasl_mechanism,
             "sasl.username": self.sasl_username,
-            "sasl.password": self.sasl_password,
+            "sasl.password": self.sasl_password.get_secret_value() if self.sasl_password else None,
             "ssl.ca.location": self.ssl_ca_location,
         }
         config.update({key: value for key, value in optional.items() if value is not None})

@@ -31,6 +31,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.topic_results, settings.results_partitions, {"retention.ms": week_ms}),
         TopicSpec(settings.topic_dead_letters, 1, {"retention.ms": str(30 * 24 * 3600 * 1000)}),
         TopicSpec(settings.topic_stats, 1, {"retention.ms": week_ms}),
+        # The latest heartbeat of each supervisor; a day of history at most.
+        TopicSpec(settings.topic_pipeline_status, 1, {"cleanup.policy": "compact,delete", "retention.ms": str(24 * 3600 * 1000)}),
     ]
 
 
@@ -107,11 +109,23 @@ def with_own_topics(settings: Settings) -> Settings:
             "topic_results": f"{settings.topic_results}.{suffix}",
             "topic_dead_letters": f"{settings.topic_dead_letters}.{suffix}",
             "topic_stats": f"{settings.topic_stats}.{suffix}",
+            "topic_pipeline_status": f"{settings.topic_pipeline_status}.{suffix}",
             "consumer_group": f"{settings.consumer_group}-{suffix}",
         }
     )
     ensure_topics(isolated)
     return isolated
+
+
+def partition_lag(end_offset: int, committed: int | None, start_offset: int) -> int:
+    """Messages of one partition a consumer group has still to read: end offset - committed offset.
+
+    The project's one definition of lag (the dashboard's and ``group_lag``). A partition the group never
+    committed on (``committed`` None or negative, librdkafka's OFFSET_INVALID) counts from its first retained
+    offset, as does one whose committed offset retention has deleted: what is gone waits for no one.
+    """
+    base = committed if committed is not None and committed >= 0 else start_offset
+    return max(end_offset - max(base, start_offset), 0)
 
 
 def group_lag(settings: Settings, group: str, topic: str) -> int | None:
@@ -124,8 +138,8 @@ def group_lag(settings: Settings, group: str, topic: str) -> int | None:
         for tp in committed:
             if tp.error:
                 return None
-            end = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=10)[1]
-            lag += end - max(tp.offset, 0)
+            start, end = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=10)
+            lag += partition_lag(end, tp.offset, start)
         return lag
     except KafkaException:
         return None

@@ -9,8 +9,9 @@ import sys
 from common.logs import configure_logging
 from common.settings import get_settings
 from common.topics import KafkaUnreachable, ensure_topics
+from pipeline.instance import claim_instance
 from pipeline.supervisor import Supervisor
-from pipeline.worker import ROLES
+from pipeline.worker import ROLES, WorkerFiles, WorkerIdentity
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,12 +21,21 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command")
     worker = commands.add_parser("worker", help="run a single worker process in the foreground")
     worker.add_argument("role", choices=sorted(ROLES))
+    worker.add_argument("--instance", help="its supervisor's instance (default: claim one, as a supervisor does)")
+    worker.add_argument("--slot", type=int, default=0, help="its number among the workers of its role")
+    worker.add_argument("--careful", action="store_true", help="one message per checkpoint, then exit (after a crash)")
     args = parser.parse_args(argv)
 
     configure_logging()
     settings = get_settings()
     if args.command == "worker":
-        ROLES[args.role](settings)
+        claimed = None if args.instance else claim_instance(settings.state_dir, settings.consumer_group)
+        identity = WorkerIdentity(args.instance or claimed.name, args.role, args.slot)
+        try:
+            ROLES[args.role](settings, identity, args.careful)
+        except Exception as error:
+            WorkerFiles(settings.state_dir, identity).write_crash_report(error)
+            raise
         return 0
     while True:  # Kafka may come up after us (or be down for a while): wait for it rather than exit.
         try:
@@ -33,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
             break
         except KafkaUnreachable as error:
             logging.getLogger("pipeline").warning("%s Retrying.", error)
-    return Supervisor(args.workers, statistics=not args.no_stats).run()
+    return Supervisor(settings, args.workers, statistics=not args.no_stats).run()
 
 
 if __name__ == "__main__":

@@ -2,26 +2,51 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from quixstreams import Application
+from quixstreams.internal_producer import InternalProducer
 from quixstreams.kafka.configuration import ConnectionConfig
 
-from common.contract import SentimentResult
 from common.settings import Settings
 from pipeline.classifier_sink import BatchClassifier, ClassifierSink
-from pipeline.definition import define_classification, define_statistics
+from pipeline.definition import Gate, define_classification, define_statistics
+from pipeline.outputs import Outputs
+from pipeline.results_codec import ResultDeserializer, event_time_ms
 
 STATS_GROUP_SUFFIX = "-stats"
 
 
-def _application(settings: Settings, consumer_group: str, **options: Any) -> Application:
+def _application(settings: Settings, consumer_group: str, member: str, **options: Any) -> Application:
+    producer_config: dict[str, Any] = {
+        "compression.type": "lz4",
+        "linger.ms": 2,
+        "message.max.bytes": settings.message_max_bytes,
+    }
+    # ``member`` names the worker's slot (see pipeline.worker.WorkerIdentity): the same across its restarts,
+    # unique among live workers.
+    if settings.processing_guarantee == "exactly-once":
+        # Stable per worker slot (Quix would pick a random one per process): a restarted worker's producer
+        # fences its dead predecessor and aborts its open transaction at once, instead of the broker waiting
+        # transaction.timeout.ms, during which no read_committed reader (the dashboard, the statistics, the
+        # partitions' next owner) gets past the open transaction.
+        producer_config["transactional.id"] = f"{consumer_group}-{member}"
+        producer_config["transaction.timeout.ms"] = settings.transaction_timeout_ms
     return Application(
         broker_address=ConnectionConfig.from_librdkafka_dict(settings.kafka_client_config()),
         consumer_group=consumer_group,
         auto_offset_reset=settings.auto_offset_reset,
         processing_guarantee=settings.processing_guarantee,
-        producer_extra_config={"compression.type": "lz4", "linger.ms": 2},
+        producer_extra_config=producer_config,
+        consumer_extra_config={
+            "max.poll.interval.ms": settings.max_poll_interval_ms,
+            # Static membership, for the same reason: a worker restarted within session.timeout.ms takes its
+            # predecessor's place and partitions at once, instead of the group waiting for the dead member to
+            # time out and then stopping every worker for a rebalance.
+            "group.instance.id": member,
+        },
         # Outages are ridden out (librdkafka reconnects); Quix's default gives up after 120 s.
         broker_availability_timeout=0,
         loglevel=None,
@@ -29,46 +54,62 @@ def _application(settings: Settings, consumer_group: str, **options: Any) -> App
     )
 
 
-def classifier_application(settings: Settings, classifier: BatchClassifier) -> Application:
-    """Raw posts -> validation -> batched model -> results; bad input -> dead letters."""
+def transactional_producer(app: Application) -> InternalProducer:
+    """The application's own producer: what it sends joins the checkpoint's transaction under exactly-once.
+
+    Quix offers no public handle on it (quixstreams 3.28.1; tests/pipeline/test_application.py breaks
+    if an upgrade moves it).
+    """
+    producer = app._producer  # noqa: SLF001
+    assert isinstance(producer, InternalProducer)
+    return producer
+
+
+def _outputs(settings: Settings, app: Application) -> Outputs:
+    producer = transactional_producer(app)
+    return Outputs.for_settings(settings, lambda topic, key, value: producer.produce(topic=topic, key=key, value=value))
+
+
+def classifier_application(
+    settings: Settings, classifier: BatchClassifier, member: str, gate: Gate,
+    note_in_flight: Callable[[list[str]], None] | None = None,
+    on_message_processed: Callable[[str, int, int], None] | None = None, one_message_per_checkpoint: bool = False,
+) -> Application:
+    """Raw posts -> poison gate and validation -> batched model -> results; the rest -> dead letters."""
     max_wait = settings.batch_max_wait_ms / 1000
     app = _application(
         settings,
         settings.consumer_group,
+        member,
         # A checkpoint is one batch: it fires when batch_size posts are in or max_wait has passed.
-        commit_every=settings.batch_size,
-        commit_interval=max_wait,
+        commit_every=1 if one_message_per_checkpoint else settings.batch_size,
+        commit_interval=0 if one_message_per_checkpoint else max_wait,
         consumer_poll_timeout=min(max_wait / 2, 0.5),
         state_dir=settings.state_dir / "classifier",
+        on_message_processed=on_message_processed,
     )
     posts = app.topic(settings.topic_posts, value_deserializer="bytes", key_deserializer="bytes")
-    dead_letters = app.topic(settings.topic_dead_letters, value_serializer="json", key_serializer="bytes")
-    # Results go through the application's own producer, so under exactly-once they share the
-    # checkpoint's transaction with the consumed offsets.
-    producer = app._producer  # noqa: SLF001 - Quix offers no public handle on its transactional producer
-    results_topic = settings.topic_results
-
-    def emit(result: SentimentResult) -> None:
-        producer.produce(topic=results_topic, key=result.author.encode(), value=result.to_bytes())
-
-    sink = ClassifierSink(classifier, emit, settings.model_batch_size)
-    define_classification(app.dataframe(posts), sink, dead_letters, settings.max_text_chars)
+    outputs = _outputs(settings, app)
+    sink = ClassifierSink(classifier, outputs, settings.model_batch_size, note_in_flight)
+    define_classification(app.dataframe(posts), sink, outputs, gate, settings.max_text_chars)
     return app
 
 
-def _event_time_ms(value: Any, _headers: Any, timestamp: int, _timestamp_type: Any) -> int:
-    return int(value["created_at"] * 1000)
-
-
-def statistics_application(settings: Settings) -> Application:
+def statistics_application(settings: Settings, member: str) -> Application:
     """Results -> per-source tumbling windows on the posts' creation time -> statistics topic."""
     app = _application(
         settings,
         settings.consumer_group + STATS_GROUP_SUFFIX,
+        member,
         commit_interval=1.0,
-        state_dir=settings.state_dir / "statistics",
+        state_dir=statistics_state_dir(settings),
     )
-    results = app.topic(settings.topic_results, value_deserializer="json", timestamp_extractor=_event_time_ms)
+    results = app.topic(settings.topic_results, value_deserializer=ResultDeserializer(), timestamp_extractor=event_time_ms)
     stats = app.topic(settings.topic_stats, value_serializer="json", key_serializer="str")
-    define_statistics(app.dataframe(results), stats, settings.stats_window_seconds, settings.stats_grace_seconds)
+    define_statistics(app.dataframe(results), stats, _outputs(settings, app), settings.stats_window_seconds,
+                      settings.stats_grace_seconds)
     return app
+
+
+def statistics_state_dir(settings: Settings) -> Path:
+    return settings.state_dir / "statistics"

@@ -1,41 +1,82 @@
 """What happens to a message, kept apart from the wiring so tests can drive it.
 
-Raw posts are validated one by one; good posts go to the batching classifier sink, bad ones to the
-dead-letter topic with a reason. Results feed per-source, event-time windowed statistics.
+Raw posts are checked one by one: a message set aside as poison is dead-lettered at once, a bad one is
+dead-lettered with its specific reason, and a good one goes to the batching classifier sink. Results feed
+per-source, event-time windowed statistics; anything on the results topic that is not a valid result is
+dead-lettered there too, so no record from any producer can stop a worker.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from quixstreams import message_context
 from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.models import Topic
 from quixstreams.sinks import BaseSink
 
-from common.contract import InvalidPost, Post, RejectReason, SentimentStats, dead_letter_for, decode_post
+from common.contract import InvalidPost, Post, RejectReason, SentimentStats, decode_post
+from pipeline.outputs import Source
+from pipeline.results_codec import InvalidResult, validate_result
 
 
-def check_post(raw: bytes | None, key: bytes | None, max_text_chars: int) -> Post | dict[str, Any]:
-    """A valid :class:`Post`, or the dead letter (as a dict) that explains why it is not one."""
+@dataclass(frozen=True)
+class Accepted:
+    post: Post
+    source: Source
+
+
+@dataclass(frozen=True)
+class Rejected:
+    reason: RejectReason
+    detail: str
+    source: Source
+
+
+class Gate(Protocol):
+    """Decides, before anything else, whether a message may be processed at all (see ``pipeline.poison``)."""
+
+    def check(self, source: Source) -> Rejected | None: ...
+
+
+class DeadLetters(Protocol):
+    def dead_letter(self, reason: RejectReason, detail: str, source: Source) -> None: ...
+
+
+def current_source(raw: bytes | None, key: bytes | None) -> Source:
+    context = message_context()
+    return Source(raw, key, context.topic, context.partition, context.offset)
+
+
+def check_post(source: Source, max_text_chars: int) -> Accepted | Rejected:
+    """A valid post, or why it is not one."""
     try:
-        post = decode_post(raw, max_text_chars)
-        if not key:
+        post = decode_post(source.raw, max_text_chars)
+        if not source.key:
             raise InvalidPost(RejectReason.MISSING_KEY, "message has no key (posts must be keyed by author)")
-        return post
+        return Accepted(post, source)
     except InvalidPost as error:
-        context = message_context()
-        return dead_letter_for(error, raw, key, context.topic, context.partition, context.offset).model_dump(mode="json")
+        return Rejected(error.reason, error.detail, source)
 
 
 def define_classification(
-    sdf: StreamingDataFrame, classifier_sink: BaseSink, dead_letters: Topic, max_text_chars: int
+    sdf: StreamingDataFrame, classifier_sink: BaseSink, dead_letters: DeadLetters, gate: Gate, max_text_chars: int
 ) -> StreamingDataFrame:
-    checked = sdf.apply(lambda raw, key, _ts, _headers: check_post(raw, key, max_text_chars), metadata=True)
-    checked.filter(lambda value: isinstance(value, dict)).to_topic(dead_letters)
-    checked.filter(lambda value: isinstance(value, Post)).sink(classifier_sink)
+    def check(raw: bytes | None, key: bytes | None, _timestamp: int, _headers: Any) -> Accepted | Rejected:
+        source = current_source(raw, key)
+        return gate.check(source) or check_post(source, max_text_chars)
+
+    checked = sdf.apply(check, metadata=True)
+    checked.filter(lambda value: isinstance(value, Rejected)).update(
+        lambda rejected: dead_letters.dead_letter(rejected.reason, rejected.detail, rejected.source)
+    )
+    checked.filter(lambda value: isinstance(value, Accepted)).sink(classifier_sink)
     return sdf
+
+
+# --- statistics ---------------------------------------------------------------------------------
 
 
 def _start_window(result: dict[str, Any]) -> dict[str, Any]:
@@ -61,9 +102,27 @@ def _to_stats(window: dict[str, Any], source: str) -> dict[str, Any]:
     ).model_dump(mode="json")
 
 
-def define_statistics(sdf: StreamingDataFrame, stats: Topic, window_seconds: int, grace_seconds: int) -> StreamingDataFrame:
-    """Per source and event-time window: count per label and mean confidence, emitted when the window closes."""
-    by_source = sdf.group_by(lambda result: result["source"], name="source")
+def reject_invalid_result(value: dict[str, Any] | InvalidResult | None, key: bytes | None) -> dict[str, Any] | Rejected:
+    if isinstance(value, dict):
+        return value
+    invalid = value if isinstance(value, InvalidResult) else validate_result(None)  # None: Quix skips the deserializer
+    return Rejected(RejectReason.INVALID_RESULT, invalid.detail, current_source(invalid.raw, key))
+
+
+def define_statistics(
+    sdf: StreamingDataFrame, stats: Topic, dead_letters: DeadLetters, window_seconds: int, grace_seconds: int
+) -> StreamingDataFrame:
+    """Per source and event-time window: count per label and mean confidence, emitted when the window closes.
+
+    The results topic is read with ``pipeline.results_codec``, which never raises: what is not a valid
+    result is dead-lettered here instead of windowed.
+    """
+    checked = sdf.apply(lambda value, key, _ts, _headers: reject_invalid_result(value, key), metadata=True)
+    checked.filter(lambda value: isinstance(value, Rejected)).update(
+        lambda rejected: dead_letters.dead_letter(rejected.reason, rejected.detail, rejected.source)
+    )
+    results = checked.filter(lambda value: isinstance(value, dict))
+    by_source = results.group_by(lambda result: result["source"], name="source")
     windows = (
         by_source.tumbling_window(timedelta(seconds=window_seconds), grace_ms=timedelta(seconds=grace_seconds))
         .reduce(reducer=_add_to_window, initializer=_start_window)

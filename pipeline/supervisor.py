@@ -1,76 +1,229 @@
-"""Runs N classifier workers and one statistics worker as child processes, restarting any that crash.
+"""Runs N classifier workers and one statistics worker as child processes: restarts, isolates, reports.
 
 Quix installs signal handlers and owns its main loop, so each worker is a process of its own; the
-supervisor forwards SIGTERM/SIGINT to them and waits for their clean stop.
+supervisor forwards SIGTERM/SIGINT to them and waits for their clean stop. A worker that dies is started
+again after a back-off. If it may have died of a message (not of Kafka, memory or the model file), its
+slot's next process runs in careful mode, which pins a repeated crash to one message; the supervisor
+counts crashes per message in the poison ledger (``pipeline.poison``). Restarts are counted over a window,
+and a worker restarted ``crash_loop_restarts`` times in it is reported as crash-looping. Every
+``status_interval_seconds`` the supervisor publishes its workers' states to the status topic.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass, field
+
+from common.contract import PipelineStatus, WorkerState, WorkerStatus
+from common.settings import Settings
+from pipeline.instance import claim_instance
+from pipeline.status import StatusPublisher
+from pipeline.watchdog import STUCK_EXIT_CODE
+from pipeline.worker import STATE_RESET_EXIT_CODE, WorkerFiles, WorkerIdentity, ledger_for
 
 logger = logging.getLogger(__name__)
 
 RESTART_BACKOFF_SECONDS = (1, 2, 5, 10, 30)
+# A worker that ran this long before dying starts its back-off afresh; one running this long after a crash
+# loop is no longer reported as crash-looping.
+HEALTHY_RUN_SECONDS = 60.0
+# Ended from outside (an operator, or the kernel's OOM killer for SIGKILL), not by what it was processing;
+# a native crash (SIGSEGV, SIGABRT, SIGBUS...) may be a message's doing.
+_OUTSIDE_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGKILL}
+
+
+def describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
 
 
 @dataclass
 class Worker:
-    role: str
+    identity: WorkerIdentity
+    files: WorkerFiles
     process: subprocess.Popen | None = None
-    crashes: int = 0
+    started_at: float = 0.0
     restart_at: float = 0.0
-    started_at: float = field(default=0.0)
+    careful: bool = False  # the current (or next) process runs in careful mode
+    backoff_step: int = 0
+    restarts: deque[float] = field(default_factory=deque)  # crash restarts within the window
+    restarts_total: int = 0
+    last_exit: str | None = None
+    last_error: str | None = None
+    last_error_at: float | None = None
+    stuck_at: str | None = None
+    poisoned: int = 0
+    state_resets: int = 0
 
-    def start(self) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "pipeline", "worker", self.role])
-        self.started_at = time.monotonic()
-        logger.info("Started %s worker (pid %d)", self.role, self.process.pid)
+    @property
+    def role(self) -> str:
+        return self.identity.role
+
+    def command(self) -> list[str]:
+        command = [sys.executable, "-m", "pipeline", "worker", self.role,
+                   "--instance", self.identity.instance, "--slot", str(self.identity.slot)]
+        return command + ["--careful"] if self.careful else command
 
 
 class Supervisor:
-    def __init__(self, classifier_workers: int, statistics: bool = True):
-        self.workers = [Worker("classify") for _ in range(classifier_workers)]
-        if statistics:
-            self.workers.append(Worker("stats"))
+    def __init__(self, settings: Settings, classifier_workers: int, statistics: bool = True):
+        self.settings = settings
+        self._classifier_workers = classifier_workers
+        self._statistics = statistics
+        self.workers: list[Worker] = []
         self._stopping = False
+        self._ledger = ledger_for(settings)
 
-    def _on_signal(self, signum: int, _frame) -> None:
+    def _on_signal(self, signum: int, _frame: object) -> None:
         logger.info("Received %s: stopping workers", signal.Signals(signum).name)
         self._stopping = True
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
-        for worker in self.workers:
-            worker.start()
-        while not self._stopping:
-            self._restart_crashed()
-            time.sleep(0.5)
-        return self._stop_all()
+        instance = claim_instance(self.settings.state_dir, self.settings.consumer_group)
+        roles = ["classify"] * self._classifier_workers + ["stats"] * self._statistics
+        slots = {"classify": 0, "stats": 0}
+        for role in roles:
+            identity = WorkerIdentity(instance.name, role, slots[role])
+            slots[role] += 1
+            self.workers.append(Worker(identity, WorkerFiles(self.settings.state_dir, identity)))
+        publisher = StatusPublisher(self.settings)
+        started_at = time.time()
+        logger.info("Supervisor %s: %d classifier worker(s)%s", instance.name, self._classifier_workers,
+                    " and the statistics worker" if self._statistics else "")
+        try:
+            next_status = 0.0
+            while not self._stopping:
+                changed = self._tend()
+                if changed or time.monotonic() >= next_status:
+                    publisher.publish(self._status(instance.name, started_at))
+                    next_status = time.monotonic() + self.settings.status_interval_seconds
+                time.sleep(0.2)
+            self._stop_all()
+            publisher.publish(self._status(instance.name, started_at))
+        finally:
+            publisher.close()
+            instance.release()
+        return 0
 
-    def _restart_crashed(self) -> None:
+    # --- keeping the workers running -----------------------------------------------------------------
+
+    def _tend(self) -> bool:
+        """Notice exits and start what is due; True if anything changed."""
+        changed = False
         now = time.monotonic()
         for worker in self.workers:
             code = worker.process.poll() if worker.process else None
-            if worker.process and code is not None:
-                # A worker that ran a while before dying starts its backoff afresh.
-                if now - worker.started_at > 60:
-                    worker.crashes = 0
-                delay = RESTART_BACKOFF_SECONDS[min(worker.crashes, len(RESTART_BACKOFF_SECONDS) - 1)]
-                logger.warning("%s worker (pid %d) exited with %d; restarting in %d s",
-                               worker.role, worker.process.pid, code, delay)
-                worker.crashes += 1
-                worker.process = None
-                worker.restart_at = now + delay
-            elif worker.process is None and now >= worker.restart_at:
-                worker.start()
+            if worker.process is not None and code is not None:
+                self._on_exit(worker, code, now)
+                changed = True
+            if worker.process is None and now >= worker.restart_at:
+                self._start(worker)
+                changed = True
+        return changed
 
-    def _stop_all(self, timeout: float = 30.0) -> int:
+    def _start(self, worker: Worker) -> None:
+        worker.files.in_flight.take()  # left by a process of an earlier supervisor: not this one's to count
+        worker.files.take_crash_report()
+        worker.process = subprocess.Popen(worker.command())
+        worker.started_at = time.monotonic()
+        logger.info("Started %s worker %d (pid %d)%s", worker.role, worker.identity.slot, worker.process.pid,
+                    " in careful mode" if worker.careful else "")
+
+    def _on_exit(self, worker: Worker, code: int, now: float) -> None:
+        assert worker.process is not None
+        pid, was_careful = worker.process.pid, worker.careful
+        worker.process = None
+        report = worker.files.take_crash_report()
+        in_flight = worker.files.in_flight.take()
+        if code == 0 and was_careful:
+            logger.info("%s worker %d (pid %d) finished careful mode", worker.role, worker.identity.slot, pid)
+            worker.careful, worker.restart_at = False, now
+            return
+        if code == STATE_RESET_EXIT_CODE:
+            worker.state_resets += 1
+            logger.warning("%s worker %d (pid %d) dropped its local state to restore it from the changelog (%d so far)",
+                           worker.role, worker.identity.slot, pid, worker.state_resets)
+            worker.restart_at = now
+            return
+
+        worker.last_exit = describe_exit(code)
+        worker.last_error = report["error"] if report else worker.last_exit
+        worker.last_error_at = time.time()
+        if now - worker.started_at > HEALTHY_RUN_SECONDS:
+            worker.backoff_step = 0
+        delay = RESTART_BACKOFF_SECONDS[min(worker.backoff_step, len(RESTART_BACKOFF_SECONDS) - 1)]
+        worker.backoff_step += 1
+        worker.restart_at = now + delay
+        worker.restarts.append(now)
+        worker.restarts_total += 1
+        why = worker.last_exit if report is None else f"{worker.last_exit}: {worker.last_error}"
+        logger.warning("%s worker %d (pid %d) ended, %s; restarting in %d s", worker.role, worker.identity.slot, pid,
+                       why, delay)
+        if worker.role == "classify" and self._may_be_data(code, report):
+            for message in in_flight:
+                self._count_crash(worker, message)
+            worker.careful = True
+
+    def _may_be_data(self, code: int, report: dict | None) -> bool:
+        if code == STUCK_EXIT_CODE or (code < 0 and -code in _OUTSIDE_SIGNALS):
+            return False
+        return not (report and report.get("infrastructure"))
+
+    def _count_crash(self, worker: Worker, message: str) -> None:
+        crashes = self._ledger.record_crash(message, worker.last_error or "")
+        worker.stuck_at = message
+        limit = self.settings.poison_crash_limit
+        if crashes >= limit:
+            worker.poisoned += 1
+            logger.error("%s crashed a worker %d times: the next worker dead-letters it (poison_message)", message, crashes)
+        else:
+            logger.warning("%s crashed a worker (%d of %d before it is set aside)", message, crashes, limit)
+
+    # --- reporting ----------------------------------------------------------------------------------
+
+    def _worker_status(self, worker: Worker, now: float) -> WorkerStatus:
+        window = self.settings.crash_loop_window_seconds
+        while worker.restarts and now - worker.restarts[0] > window:
+            worker.restarts.popleft()
+        settled = worker.process is not None and now - worker.started_at >= HEALTHY_RUN_SECONDS
+        if self._stopping and worker.process is None:
+            state = WorkerState.STOPPED
+        elif len(worker.restarts) >= self.settings.crash_loop_restarts and not settled:
+            state = WorkerState.CRASH_LOOPING
+        elif worker.process is None:
+            state = WorkerState.RESTARTING
+        else:
+            state = WorkerState.RUNNING
+        return WorkerStatus(
+            slot=worker.identity.slot, role=worker.role, state=state,  # type: ignore[arg-type]
+            pid=worker.process.pid if worker.process else None,
+            restarts=len(worker.restarts), restarts_total=worker.restarts_total, last_exit=worker.last_exit,
+            last_error=worker.last_error, last_error_at=worker.last_error_at, careful=worker.careful,
+            stuck_at=worker.stuck_at, poisoned=worker.poisoned, state_resets=worker.state_resets,
+        )
+
+    def _status(self, instance: str, started_at: float) -> PipelineStatus:
+        now = time.monotonic()
+        return PipelineStatus(
+            instance=instance, host=socket.gethostname(), pid=os.getpid(), consumer_group=self.settings.consumer_group,
+            started_at=started_at, sent_at=time.time(), interval_seconds=self.settings.status_interval_seconds,
+            stopping=self._stopping, workers=[self._worker_status(worker, now) for worker in self.workers],
+        )
+
+    def _stop_all(self, timeout: float = 30.0) -> None:
         running = [w.process for w in self.workers if w.process and w.process.poll() is None]
         for process in running:
             process.send_signal(signal.SIGTERM)
@@ -82,4 +235,7 @@ class Supervisor:
                 logger.warning("Worker %d did not stop in %.0f s; killing it", process.pid, timeout)
                 process.kill()
                 process.wait()
-        return 0
+        for worker in self.workers:
+            worker.process = None
+            worker.files.take_crash_report()
+            worker.files.in_flight.take()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import os
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -11,15 +13,24 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from common.contract import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    LATER_STAGE_REASONS,
+    MAX_DEAD_LETTER_KAFKA_KEY,
     MAX_JSON_DEPTH,
     DeadLetter,
     InvalidPost,
     Post,
     RejectReason,
     SentimentResult,
+    ResultTooLarge,
     dead_letter_for,
+    dead_letter_kafka_key,
     decode_post,
+    encode_dead_letter,
+    encode_result,
+    message_budget,
 )
+from common.settings import Settings
 
 LIMIT = 200
 
@@ -76,11 +87,14 @@ def test_each_kind_of_bad_input_has_a_specific_reason(raw: bytes | None, reason:
 def test_a_dead_letter_keeps_the_exact_payload_and_where_it_came_from() -> None:
     raw = b"\xff not utf-8"
     error = InvalidPost(RejectReason.INVALID_UTF8, "bad byte")
-    letter = dead_letter_for(error, raw, b"ada", "posts.raw", 3, 41)
+    outgoing = dead_letter_for(error, raw, b"ada", "posts.raw", 3, 41)
+    letter = DeadLetter.model_validate_json(outgoing.value)
+    assert outgoing.key == b"ada"
     assert base64.b64decode(letter.payload_base64) == raw
     assert letter.payload_preview is None
     assert (letter.source_topic, letter.partition, letter.offset, letter.key) == ("posts.raw", 3, 41, "ada")
-    assert DeadLetter.model_validate_json(letter.to_bytes()) == letter
+    assert (letter.reason, letter.detail, letter.payload_size, letter.payload_truncated) == (RejectReason.INVALID_UTF8, "bad byte", len(raw), False)
+    assert letter.payload_sha256 == hashlib.sha256(raw).hexdigest() and letter.key_sha256 == hashlib.sha256(b"ada").hexdigest()
 
 
 def test_results_refuse_unknown_labels_and_out_of_range_scores() -> None:
@@ -98,7 +112,7 @@ def test_any_bytes_give_a_post_or_a_specific_reason(raw: bytes) -> None:
     try:
         post = decode_post(raw, LIMIT)
     except InvalidPost as error:
-        assert isinstance(error.reason, RejectReason) and error.detail
+        assert error.reason in set(RejectReason) - LATER_STAGE_REASONS and error.detail
     else:
         assert post.text.strip() and len(post.text) <= LIMIT
 
@@ -130,7 +144,7 @@ def test_any_json_object_gives_a_post_or_a_specific_reason(document: dict) -> No
     try:
         post = decode_post(raw, LIMIT)
     except InvalidPost as error:
-        assert error.reason in RejectReason
+        assert error.reason in set(RejectReason) - LATER_STAGE_REASONS and error.detail
     else:
         assert isinstance(document["text"], str) and isinstance(document["author"], str)
         assert post.text == document["text"]
@@ -156,7 +170,7 @@ def test_every_accepted_post_can_be_scored_and_emitted_downstream(document: dict
     try:
         post = decode_post(raw, LIMIT)
     except InvalidPost as error:
-        assert error.reason in RejectReason
+        assert error.reason in set(RejectReason) - LATER_STAGE_REASONS and error.detail
         return
     assert decode_post(post.to_bytes(), LIMIT) == post  # round trip: what the producer would write
     post.text.encode("utf-8")  # what the tokenizer gets
@@ -169,17 +183,60 @@ def test_every_accepted_post_can_be_scored_and_emitted_downstream(document: dict
     assert 0 < int(emitted["created_at"] * 1000) < 2**63  # a Kafka timestamp (the statistics' event time)
 
 
-@settings(deadline=None, max_examples=60)
+LIMITS = [64 * 1024, 100_000, 1_000_000, 1_048_588]
+
+
+@settings(deadline=None, max_examples=80)
 @given(
     size=st.integers(0, 3_000_000),
-    fill=st.sampled_from([b"x", b"\xff", b"\x00", "é".encode(), b'"', b"\\", b"\n"]),
-    key_size=st.integers(0, 200_000),
+    fill=st.sampled_from([b"x", b"\xff", b"\x00", "é".encode(), b'"', b"\\", b"\n", b"random"]),
+    key_size=st.integers(0, 1_100_000),
+    limit=st.sampled_from(LIMITS),
 )
-def test_a_dead_letter_always_fits_in_one_kafka_message(size: int, fill: bytes, key_size: int) -> None:
-    raw = (fill * size)[:size]
-    key = (fill * key_size)[:key_size]
-    letter = dead_letter_for(InvalidPost(RejectReason.INVALID_JSON, "x"), raw, key, "posts.raw", 0, 1)
-    assert len(letter.to_bytes()) < 1_000_000  # librdkafka's default message.max.bytes
+def test_a_dead_letter_always_fits_under_the_message_limit(size: int, fill: bytes, key_size: int, limit: int) -> None:
+    """Keys and values from empty to past the broker's limit, incompressible and compressible, escaped and not."""
+    if fill == b"random":
+        raw, key = os.urandom(size), os.urandom(key_size)
+    else:
+        raw, key = (fill * size)[:size], (fill * key_size)[:key_size]
+    outgoing = dead_letter_for(InvalidPost(RejectReason.INVALID_JSON, "x"), raw, key, "posts.raw", 0, 1, max_message_bytes=limit)
+    assert outgoing.size <= message_budget(limit)
+    letter = DeadLetter.model_validate_json(outgoing.value)
     kept = base64.b64decode(letter.payload_base64)
     assert raw.startswith(kept) and (kept == raw) == (not letter.payload_truncated)
-    assert letter.payload_size == len(raw)
+    assert (letter.payload_size, letter.payload_sha256) == (len(raw), hashlib.sha256(raw).hexdigest())
+    assert (letter.key_size, letter.key_sha256) == (len(key), hashlib.sha256(key).hexdigest())
+    # The Kafka key: the original when short, else a prefix and the hash of the whole (the same key stays together).
+    assert outgoing.key == (key if len(key) <= MAX_DEAD_LETTER_KAFKA_KEY else dead_letter_kafka_key(key))
+    assert outgoing.key is not None and len(outgoing.key) <= MAX_DEAD_LETTER_KAFKA_KEY + 80
+
+
+def test_a_dead_letter_keeps_all_it_can() -> None:
+    """Under the limit, the payload is cut only as far as needed; a limit too small for any payload keeps the rest."""
+    raw = os.urandom(200_000)
+    whole = DeadLetter.model_validate_json(dead_letter_for(InvalidPost(RejectReason.INVALID_JSON, "x"), raw, b"k", "t", 0, 1).value)
+    assert base64.b64decode(whole.payload_base64) == raw and not whole.payload_truncated
+    tight = dead_letter_for(InvalidPost(RejectReason.INVALID_JSON, "x"), raw, b"k", "t", 0, 1, max_message_bytes=100_000)
+    letter = DeadLetter.model_validate_json(tight.value)
+    assert message_budget(100_000) - 4 <= tight.size <= message_budget(100_000)  # filled to within one base64 quantum
+    assert letter.payload_truncated and len(base64.b64decode(letter.payload_base64)) > 70_000
+
+
+def test_a_dead_letter_with_room_for_nothing_but_its_facts_keeps_those() -> None:
+    key = ("é" * 50_000).encode()
+    outgoing = encode_dead_letter(RejectReason.INVALID_JSON, "d" * 5000, b"\x01" * 10_000, key, "posts.raw", 2, 7, max_message_bytes=3000)
+    letter = DeadLetter.model_validate_json(outgoing.value)
+    assert outgoing.size <= message_budget(3000)
+    assert (letter.payload_base64, letter.key, letter.payload_size, letter.key_size) == ("", None, 10_000, len(key))
+    assert (letter.source_topic, letter.partition, letter.offset, letter.reason) == ("posts.raw", 2, 7, RejectReason.INVALID_JSON)
+
+
+def test_a_post_at_the_length_limit_with_the_largest_fields_gives_a_result_that_fits() -> None:
+    """Control characters are the costliest text (6 bytes each in JSON); authors and ids at their maximum."""
+    limit = Settings.model_fields["max_text_chars"].metadata[-1].le
+    post = Post(id="i" * 128, author="\u0001" * 128, source="\u0002" * 64, text="x" + "\u0001" * (limit - 1))
+    result = SentimentResult(post_id=post.id, author=post.author, source=post.source, text=post.text, label="NEUTRAL",
+                             score=0.5, model="m" * 200, created_at=1.0, produced_at=1.0, processed_at=1.0)
+    assert encode_result(result).size <= message_budget(DEFAULT_MAX_MESSAGE_BYTES)
+    with pytest.raises(ResultTooLarge):
+        encode_result(result, max_message_bytes=len(result.to_bytes()))

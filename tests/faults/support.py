@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer, IsolationLevel, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from common.contract import DeadLetter, Post
 from common.settings import Settings
@@ -28,11 +28,12 @@ from common.topic_reader import read_topic
 # --- reading topics to their end ------------------------------------------------------------------
 
 
-def read_all(settings: Settings, topic: str, timeout: float = 60.0) -> list[Message]:
+def read_all(settings: Settings, topic: str, timeout: float = 60.0, isolation: str = "read_committed") -> list[Message]:
     """Every committed message of ``topic``, from the start to the current end of each partition.
 
     Reads with ``isolation.level=read_committed`` (what the app and any downstream reader see), so
-    aborted transactions never count; the end of a partition is its last stable offset.
+    aborted transactions never count; the end of a partition is its last stable offset. With
+    ``read_uncommitted``, aborted messages are read too.
     """
     consumer = Consumer(
         {
@@ -40,7 +41,7 @@ def read_all(settings: Settings, topic: str, timeout: float = 60.0) -> list[Mess
             "group.id": f"fault-reader-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "enable.partition.eof": True,
-            "isolation.level": "read_committed",
+            "isolation.level": isolation,
         }
     )
     try:
@@ -63,6 +64,21 @@ def read_all(settings: Settings, topic: str, timeout: float = 60.0) -> list[Mess
         return messages
     finally:
         consumer.close()
+
+
+def open_transactions(settings: Settings, topic: str) -> dict[int, tuple[int, int]]:
+    """Partitions of ``topic`` whose last stable offset trails their end: an open transaction hides what follows
+    it from every read_committed reader (the dashboard, the statistics), committed or not. Partition -> (LSO, end)."""
+    admin = AdminClient(settings.kafka_client_config())
+    partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions
+    request = {TopicPartition(topic, p): OffsetSpec.latest() for p in partitions}
+
+    def ends(isolation: IsolationLevel) -> dict[int, int]:
+        futures = admin.list_offsets(request, isolation_level=isolation, request_timeout=10)
+        return {tp.partition: future.result().offset for tp, future in futures.items()}
+
+    stable, end = ends(IsolationLevel.READ_COMMITTED), ends(IsolationLevel.READ_UNCOMMITTED)
+    return {p: (stable[p], end[p]) for p in partitions if stable[p] < end[p]}
 
 
 def wait_until_caught_up(settings: Settings, group: str, topic: str, timeout: float) -> float:

@@ -1,0 +1,39 @@
+"""A supervisor's instance id: the host's name and the lowest number no other live supervisor holds.
+
+Its workers' transactional ids derive from it, so they must be unique among live processes (two
+producers with one id fence each other) yet the same after a restart (so that the new producer fences
+the old one's open transaction at once). A lock file per number, held for the supervisor's lifetime and
+released by the kernel when it dies, gives both.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import itertools
+import socket
+from pathlib import Path
+from typing import IO
+
+
+class Instance:
+    def __init__(self, name: str, lock: IO[str]):
+        self.name = name
+        self._lock = lock
+
+    def release(self) -> None:
+        self._lock.close()
+
+
+def claim_instance(state_dir: Path, consumer_group: str) -> Instance:
+    directory = state_dir / "instances"
+    directory.mkdir(parents=True, exist_ok=True)
+    host = socket.gethostname()
+    for number in itertools.count():
+        lock = open(directory / f"{consumer_group}-{number}.lock", "w")  # noqa: SIM115 - held until release()
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            continue
+        return Instance(f"{host}-{number}", lock)
+    raise AssertionError("unreachable")
