@@ -8,12 +8,12 @@ import logging
 import os
 import sys
 
-from bench import latency, model_throughput, pipeline_throughput, producer_throughput
+from bench import latency, model_throughput, pipeline_throughput, producer_throughput, slowest_batch
 from bench.environment import bench_kafka, machine, output_dir
 from bench.report import markdown, write
 from common.settings import PROJECT_ROOT, get_settings
 
-BENCHMARKS = ("model", "pipeline", "latency", "producer", "dashboard", "scaling")
+BENCHMARKS = ("model", "pipeline", "latency", "producer", "dashboard", "scaling", "slowest")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,6 +67,13 @@ def main(argv: list[str] | None = None) -> int:
                 pipeline_throughput.measure(servers, model, posts, workers, max(1, cores // workers))
                 for workers in (1, 2)
             ]
+    if "slowest" in args.only:
+        print("Slowest possible batch", flush=True)
+        run["slowest"] = {
+            **slowest_batch.measure(model, 8 if quick else settings.batch_size, settings.model_batch_size,
+                                    settings.max_text_chars, rounds=1 if quick else 2),
+            "max_poll_interval_s": settings.max_poll_interval_ms / 1000,
+        }
     run["finished_at"] = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     write(run, out)
     print(markdown(run))

@@ -69,6 +69,12 @@ def summary_rows(run: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     if scaling:
         rows.append(("Scaling, posts/s with 1 / 2 workers (torch threads each)",
                      " / ".join(f"{s['posts_per_second']:.1f} ({s['torch_threads']})" for s in scaling), "-", "-"))
+    slowest = run.get("slowest")
+    if slowest:
+        rows.append((f"Slowest batch: {slowest['batch_size']} posts of {slowest['max_text_chars']:,} characters, 1 torch thread",
+                     f"{slowest['slowest_seconds']:.1f} s ({slowest['slowest_kind']})",
+                     f"< max.poll.interval.ms / 3 ({slowest['max_poll_interval_s']:.0f} s)",
+                     "yes" if slowest["slowest_seconds"] * 3 < slowest["max_poll_interval_s"] else "no"))
     return rows
 
 

@@ -51,11 +51,14 @@ class Settings(BaseSettings):
     transaction_stall_seconds: float = Field(
         default=60.0, gt=0, description="exactly-once: a worker stuck this long in one transaction call restarts"
     )
+    # The slowest possible batch (bench/slowest_batch.py: batch_size posts at max_text_chars, one torch thread)
+    # took 26 s here; both limits stay well above it.
     max_poll_interval_ms: int = Field(
-        default=300_000, ge=10_000, description="A worker silent this long leaves its group: above the slowest batch"
+        default=300_000, ge=10_000, description="A worker that does not poll this long leaves its group"
     )
     transaction_timeout_ms: int = Field(
-        default=60_000, ge=1_000, description="exactly-once: the broker aborts a transaction open this long"
+        default=120_000, ge=1_000, le=900_000,
+        description="exactly-once: the broker aborts a transaction open this long (its own cap is 15 min)",
     )
     batch_size: int = Field(
         default=128, ge=1, description="Most posts gathered into one batch before they are scored"

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench import slowest_batch
 from common.settings import PROJECT_ROOT, Settings
 
 
@@ -26,6 +27,8 @@ def test_quick_benchmark_run_writes_every_figure(kafka_cluster, tiny_model_path:
     assert run["latency"]["end_to_end_seconds"]["count"] > 0 and run["latency"]["adhoc_lost"] == 0
     assert run["producer"]["failed"] == 0 and run["producer"]["posts_per_second"] > 0
     assert [s["workers"] for s in run["scaling"]] == [1, 2]
+    assert set(run["slowest"]["seconds"]) == set(slowest_batch.TEXT_KINDS) and run["slowest"]["batch_size"] == 8
+    assert run["slowest"]["slowest_seconds"] == max(run["slowest"]["seconds"].values())
     table = (tmp_path / "results.md").read_text()
-    assert "| Pipeline throughput" in table and "| Producer" in table
+    assert "| Pipeline throughput" in table and "| Producer" in table and "| Slowest batch" in table
     assert (tmp_path / "throughput.html").exists() and (tmp_path / "latency.html").exists()

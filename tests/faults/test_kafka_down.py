@@ -2,7 +2,9 @@
 
 While Kafka is away the producer keeps accepting posts, buffers them (``queued`` grows, nothing
 fails) and says why in its log; the pipeline's processes wait rather than die. Once the nodes are
-back, the producer's backlog is delivered and every post ends up as a result or a dead letter.
+back, the producer's backlog is delivered and every post ends up as a result or a dead letter, and
+the statistics worker computes windows again (after such a kill its local state may be ahead of its
+changelog: it must recover by itself, not crash-loop).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from common.contract import SentimentStats
 from common.settings import Settings
 from producer.producer import PostProducer
 from tests.faults.conftest import MEASUREMENTS, ThreeNodes
@@ -24,6 +27,7 @@ from tests.faults.support import (
     log_problems,
     mixed_posts,
     pipeline_workers,
+    read_all,
     wait_for,
     wait_until_caught_up,
     wait_until_ready,
@@ -33,12 +37,13 @@ RATE = 40.0
 DOWN_S = 20.0
 # While every node is down, librdkafka and Quix report the lost connections; nothing else may go wrong.
 OUTAGE_ERRORS = (*BROKER_CONNECTION_ERRORS, "brokers are down", "Connect to ipv4")
+KNOWN_OUTAGE_CRASHES = ("Unknown member", "Commit failed: Local: Fatal error")
 
 
 def test_kafka_down_for_a_while_then_back_loses_nothing(
     three_nodes: ThreeNodes, fault_settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = fault_settings
+    settings = fault_settings.model_copy(update={"stats_window_seconds": 2, "stats_grace_seconds": 1})
     log = tmp_path / "pipeline.log"
     producer = PostProducer(settings, mixed_posts(max_text_chars=settings.max_text_chars), rate=RATE, stats_interval=None)
     with caplog.at_level(logging.WARNING, logger="producer.producer"), running(
@@ -59,10 +64,10 @@ def test_kafka_down_for_a_while_then_back_loses_nothing(
         supervisor_alive = pipeline.poll() is None
 
         three_nodes.start()
-        back_after = time.monotonic() - down_at
+        back_after, back_at = time.monotonic() - down_at, time.time()
         drained = wait_for(lambda: (s := producer.stats()).queued <= RATE and s, 120,  # ~1 s in flight
                            f"the producer to deliver its backlog (at the outage's end: {during.summary()})")
-        time.sleep(3)
+        windowing_again = wait_for(lambda: windows_since(settings, back_at), 120, "statistics of posts made after the outage")
         stats = producer.stop(timeout=60)
         caught_up_in = wait_until_caught_up(settings, settings.consumer_group, settings.topic_posts, timeout=180)
         workers_after = pipeline_workers(pipeline)
@@ -73,8 +78,9 @@ def test_kafka_down_for_a_while_then_back_loses_nothing(
     report = (
         f"Kafka down: all 3 nodes SIGKILLed, back serving after {back_after:.0f} s, at {RATE:g} posts/s; "
         f"producer buffered {during.queued} posts (sent {during.sent - before.sent} while down, {during.failed} failed), "
-        f"backlog delivered {drained.delivered}; pipeline worker restarts: {log.read_text(errors='replace').count(' exited with ')}; "
-        f"caught up {caught_up_in:.0f} s after the producer stopped; {accounting.summary()}"
+        f"backlog delivered {drained.delivered}; pipeline worker restarts: {log.read_text(errors='replace').count(' ended, ')}; "
+        f"caught up {caught_up_in:.0f} s after the producer stopped; {accounting.summary()}; "
+        f"statistics windows after the outage: {len(windowing_again)}"
     )
     print(report)
     MEASUREMENTS.append(report)
@@ -88,21 +94,28 @@ def test_kafka_down_for_a_while_then_back_loses_nothing(
     assert len(warnings) < 40, "reported, not flooded"
     assert (stats.failed, stats.queued) == (0, 0) and stats.delivered == stats.sent
 
-    # The pipeline: waited (its processes lived through the outage) and resumed. One crash is known and
-    # tolerated: a worker whose group membership expired while the coordinator was away fails its next
-    # commit ("Unknown member", fatal in Quix) and the supervisor restarts it; its posts are re-read.
+    # The pipeline: waited (its processes lived through the outage) and resumed. Two crashes are known and
+    # tolerated, each once per worker: a worker whose group membership expired while the coordinator was away
+    # fails its next commit ("Unknown member"), and a static member (the pipeline's workers are) can be fenced
+    # by its own group.instance.id when the group coordinator comes back (a fatal consumer error; the broker bug
+    # is apache/kafka#23542). The supervisor restarts it; its posts are read again.
     assert supervisor_alive and workers_during == workers_before, f"the pipeline's workers must wait, not die; log: {log}"
     text = log.read_text(errors="replace")
-    exceptions = re.findall(r"^[A-Za-z_][\w.]*(?:Error|Exception)\b.*$", text, re.M)
-    unknown = [e for e in exceptions if not ("CheckpointConsumerCommitError" in e and "Unknown member" in e)]
-    assert not unknown, f"unexpected exceptions in {log}: {unknown[:3]}"
-    restarts = text.count(" exited with ")
-    assert restarts <= len(exceptions), f"a worker died without a known reason; log: {log}"
+    ended = re.findall(r" (classify|stats) worker \d+ \(pid \d+\) ended, (.*); restarting in", text)
+    unexplained = [cause for _, cause in ended if not any(known in cause for known in KNOWN_OUTAGE_CRASHES)]
+    assert not unexplained, f"workers died of something else than the outage: {unexplained}; log: {log}"
+    assert len(ended) <= len(workers_before), f"a worker died more than once: {ended}"
     assert len(workers_after) == len(workers_before), "the supervisor runs every worker again"
-    assert not log_problems(log, expected=(*OUTAGE_ERRORS, "Traceback")), f"unexpected errors in {log}"
+    assert not log_problems(log, expected=(*OUTAGE_ERRORS, *KNOWN_OUTAGE_CRASHES, "Traceback")), f"unexpected errors in {log}"
 
     # With every broker SIGKILLed at once, librdkafka may bump the idempotent producer's epoch and resend a
     # batch the brokers had in fact written (seen once in two clean-clone runs): a post can then be in the raw
     # topic twice, and so get two results. Counted and reported; nothing may be lost.
     accounting.assert_every_post_accounted_for(raw_duplicates_allowed=True)
     assert len(accounting.produced) == stats.delivered + 1  # + the canary
+
+
+def windows_since(settings: Settings, since: float) -> list[SentimentStats]:
+    """Statistics windows of posts created after ``since`` (an empty list until there are any)."""
+    stats = [SentimentStats.model_validate_json(m.value()) for m in read_all(settings, settings.topic_stats)]
+    return [window for window in stats if window.window_start >= since]
