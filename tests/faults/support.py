@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import struct
 import subprocess
 import time
 import uuid
@@ -217,6 +218,19 @@ def group_coordinator(settings: Settings, group: str) -> int | None:
         return description.coordinator.id
     except Exception:  # noqa: BLE001 - any failure: the caller falls back to a fixed node
         return None
+
+
+def transaction_coordinator(settings: Settings, transactional_id: str) -> int:
+    """The node leading the ``__transaction_state`` partition that holds ``transactional_id``: Kafka's own
+    mapping, the absolute value of the id's Java ``String.hashCode()`` modulo that topic's partitions."""
+    units = transactional_id.encode("utf-16-be")  # Java hashes UTF-16 code units
+    code = 0
+    for unit in struct.unpack(f">{len(units) // 2}H", units):
+        code = (31 * code + unit) & 0xFFFFFFFF
+    signed = code - (1 << 32) if code >= 1 << 31 else code
+    metadata = AdminClient(settings.kafka_client_config()).list_topics("__transaction_state", timeout=10)
+    partitions = metadata.topics["__transaction_state"].partitions
+    return partitions[(0 if signed == -(1 << 31) else abs(signed)) % len(partitions)].leader
 
 
 def wait_until_ready(settings: Settings, timeout: float = 180.0) -> None:
