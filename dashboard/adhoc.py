@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, Producer
 from pydantic import ValidationError
 
 from common.contract import Post
@@ -16,6 +17,7 @@ logger = logging.getLogger(__name__)
 
 ADHOC_AUTHOR = "dashboard-user"
 MAX_BATCH = 100
+REMEMBERED_FAILURES = 2_000
 
 
 class SubmissionError(ValueError):
@@ -45,11 +47,13 @@ def make_posts(texts: list[str], max_chars: int) -> list[Post]:
 
 
 class AdhocSubmitter:
-    """Thread-safe (librdkafka producers are): one per server."""
+    """Thread-safe; one per server. Sending never waits on Kafka: its answer comes later (``delivery_error``)."""
 
     def __init__(self, settings: Settings, timeout: float = 5.0):
         self.settings = settings
         self.timeout = timeout
+        self._lock = threading.Lock()
+        self._failures: OrderedDict[str, str] = OrderedDict()  # post id -> why Kafka did not take it
         self._producer = Producer(
             {
                 **settings.kafka_client_config(),
@@ -60,22 +64,33 @@ class AdhocSubmitter:
                 "error_cb": lambda error: logger.debug("Ad-hoc producer: %s", error.str()),
             }
         )
-        self._lock = threading.Lock()
 
     def submit(self, texts: list[str]) -> list[Post]:
-        """Send the texts as ad-hoc posts and wait for Kafka to take them; raises SubmissionError."""
+        """Queue the texts as ad-hoc posts (raises SubmissionError for unusable text); Kafka takes them within
+        ``timeout`` seconds, or :meth:`delivery_error` says why not."""
         posts = make_posts(texts, self.settings.max_text_chars)
-        failures: list[str] = []
-
-        def delivered(error: KafkaError | None, _message: Message) -> None:
-            if error is not None:
-                failures.append(error.str())
-
-        with self._lock:  # one submission's flush does not wait on (or report) another's
-            for post in posts:
-                self._producer.produce(self.settings.topic_posts, post.to_bytes(), post.author.encode(), on_delivery=delivered)
-            remaining = self._producer.flush(self.timeout)
-        if remaining or failures:
-            detail = failures[0] if failures else "no answer"
-            raise SubmissionError(f"Kafka did not take the post ({detail}); is Kafka running? Try again shortly.")
+        for post in posts:
+            try:
+                self._producer.produce(
+                    self.settings.topic_posts, post.to_bytes(), post.author.encode(),
+                    on_delivery=lambda error, _message, post_id=post.id: self._delivered(post_id, error),
+                )
+            except BufferError:  # librdkafka's queue is full: Kafka has been away for a while
+                raise SubmissionError("Too many posts are waiting for Kafka; try again when it is back.") from None
+        self._producer.poll(0)
         return posts
+
+    def delivery_error(self, post_id: str) -> str | None:
+        """Why Kafka did not take this post, once it is known (None: taken, or not known yet)."""
+        self._producer.poll(0)  # runs the delivery callbacks that are due, without waiting
+        with self._lock:
+            return self._failures.get(post_id)
+
+    def _delivered(self, post_id: str, error: KafkaError | None) -> None:
+        if error is None:
+            return
+        logger.debug("Ad-hoc post %s not delivered: %s", post_id, error.str())
+        with self._lock:
+            self._failures[post_id] = error.str()
+            if len(self._failures) > REMEMBERED_FAILURES:
+                self._failures.popitem(last=False)

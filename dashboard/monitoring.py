@@ -1,7 +1,8 @@
 """Kafka monitoring queries: brokers, partitions and their replicas, end offsets, group lag and members.
 
 Every query has a timeout and raises ``KafkaException`` when the cluster does not answer; callers
-turn that into a status, never a traceback.
+turn that into a status (:func:`kafka_error_text`), never a traceback. Only the cluster monitor's thread
+runs them, never a page.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
+
+from common.topics import partition_lag
 
 logger = logging.getLogger(__name__)
 
@@ -59,19 +62,28 @@ class ClusterView:
 
 
 @dataclass(frozen=True)
+class GroupMember:
+    client_id: str
+    host: str
+    instance_id: str | None  # a static member's group.instance.id (a pipeline worker's slot)
+    partitions: tuple[int, ...]  # of the group's topic, assigned to this member
+
+
+@dataclass(frozen=True)
 class PartitionLag:
     topic: str
     partition: int
     committed: int | None  # None: the group never committed on this partition
     end_offset: int
     lag: int
+    member: GroupMember | None  # the member it is assigned to
 
 
 @dataclass(frozen=True)
 class GroupView:
     group: str
     state: str
-    members: int
+    members: tuple[GroupMember, ...]
     lag: list[PartitionLag]
 
     @property
@@ -114,24 +126,35 @@ def cluster_view(admin: AdminClient, topics: Iterable[str] | None = None, timeou
 
 
 def group_view(admin: AdminClient, group: str, topic: str, cluster: ClusterView, timeout: float = 5.0) -> GroupView:
-    """Members of ``group`` and its lag on ``topic`` (end offset minus committed offset, per partition).
-
-    A partition the group never committed on lags by everything still retained on it.
-    """
+    """Members of ``group`` and its lag on ``topic`` per partition (``common.topics.partition_lag``)."""
     description = admin.describe_consumer_groups([group], request_timeout=timeout)[group].result()
     request = [ConsumerGroupTopicPartitions(group)]
     committed_result = admin.list_consumer_group_offsets(request, request_timeout=timeout)[group].result()
     committed = {
         (tp.topic, tp.partition): tp.offset for tp in committed_result.topic_partitions or [] if tp.offset >= 0
     }
+    members = tuple(
+        GroupMember(
+            member.client_id, member.host, member.group_instance_id,
+            tuple(sorted(tp.partition for tp in member.assignment.topic_partitions if tp.topic == topic)),
+        )
+        for member in description.members
+    )
+    owners = {partition: member for member in members for partition in member.partitions}
     lag = []
     for partition in cluster.partitions:
         if partition.topic != topic:
             continue
         done = committed.get((topic, partition.partition))
-        pending = partition.end_offset - (done if done is not None else partition.start_offset)
-        lag.append(PartitionLag(topic, partition.partition, done, partition.end_offset, max(pending, 0)))
-    return GroupView(group, description.state.name, len(description.members), lag)
+        pending = partition_lag(partition.end_offset, done, partition.start_offset)
+        lag.append(PartitionLag(topic, partition.partition, done, partition.end_offset, pending, owners.get(partition.partition)))
+    return GroupView(group, description.state.name, members, lag)
+
+
+def kafka_error_text(exc: KafkaException) -> str:
+    """librdkafka's own words for what went wrong."""
+    error = exc.args[0] if exc.args else None
+    return error.str() if hasattr(error, "str") else str(exc)
 
 
 class ThroughputTracker:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import io
 import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import PurePath
-from typing import Literal
+from typing import BinaryIO, Literal
 
 from common.contract import Post
 from common.settings import Settings
 from producer.producer import PostProducer, ProducerStats
-from producer.sources import dataset_posts, file_posts, synthetic_posts
+from producer.sources import dataset_posts, format_of, read_file_posts, replay, synthetic_posts
 
 logger = logging.getLogger(__name__)
 
@@ -21,39 +19,39 @@ SourceKind = Literal["dataset", "synthetic", "upload"]
 SOURCE_LABELS: dict[SourceKind, str] = {
     "dataset": "Shipped data set",
     "synthetic": "Synthetic generator",
-    "upload": "Uploaded CSV / JSONL file",
+    "upload": "Uploaded file",
 }
 
 
 @dataclass(frozen=True)
 class Upload:
-    name: str
-    data: bytes
+    name: str  # as the user's browser sent it: show it as text only
+    stream: BinaryIO  # read from its start, as a stream
     text_column: str = "text"
 
 
 @dataclass(frozen=True)
 class ProducerState:
     running: bool
-    source: str | None  # what the current or last run reads
+    source: str | None  # which kind of source the current or last run reads (one of SOURCE_LABELS)
+    file: str | None  # the uploaded file it reads, and what it held: user data, to show as text only
     stats: ProducerStats | None  # of the current or last run
 
 
-def make_source(kind: SourceKind, upload: Upload | None = None) -> Iterator[Post]:
-    """The posts of a source; raises ValueError with a readable message for an unusable upload."""
+def make_source(kind: SourceKind, upload: Upload | None = None, max_rows: int | None = None) -> tuple[Iterator[Post], str | None]:
+    """The posts of a source, and for an upload what it held; a ValueError says why an upload is unusable."""
     if kind == "dataset":
-        return dataset_posts()
+        return dataset_posts(), None
     if kind == "synthetic":
-        return synthetic_posts()
+        return synthetic_posts(), None
     if upload is None:
-        raise ValueError("choose a CSV or JSONL file first")
-    file_format = "csv" if PurePath(upload.name).suffix.lower() == ".csv" else "jsonl"
-    try:
-        return file_posts(io.BytesIO(upload.data), text_column=upload.text_column, file_format=file_format)
-    except ValueError:
-        raise
-    except Exception as exc:  # pandas' parser errors are many types: all mean "not a readable file"
-        raise ValueError(f"cannot read {upload.name} as {file_format.upper()}: {exc}") from None
+        raise ValueError("choose a CSV, JSON Lines or JSON file first")
+    upload.stream.seek(0)  # a second start reads the same upload again
+    parsed = read_file_posts(upload.stream, upload.text_column, format_of(upload.name), max_rows)
+    summary = f"{upload.name}: {len(parsed.posts):,} posts from {parsed.rows:,} rows"
+    if parsed.skipped:
+        summary += f"; {len(parsed.skipped):,} skipped, e.g. {parsed.skipped[0]}"
+    return replay(parsed.posts), summary
 
 
 class ProducerHolder:
@@ -65,18 +63,19 @@ class ProducerHolder:
         self._lock = threading.Lock()
         self._producer: PostProducer | None = None
         self._source: str | None = None
+        self._file: str | None = None
 
     def start(self, kind: SourceKind, rate: float, upload: Upload | None = None) -> None:
-        source = make_source(kind, upload)
+        source, file = make_source(kind, upload, self.settings.upload_max_rows)
         with self._lock:
             if self._producer is not None and self._producer.running:
                 raise RuntimeError("the producer is already running")
             self._producer = PostProducer(
                 self.settings, source, rate, stats_interval=60.0, flush_timeout=self.flush_timeout
             )
-            self._source = f"{SOURCE_LABELS[kind]}: {upload.name}" if upload is not None and kind == "upload" else SOURCE_LABELS[kind]
+            self._source, self._file = SOURCE_LABELS[kind], file
             self._producer.start()
-        logger.info("Producer started: %s at %g posts/s", self._source, rate)
+        logger.info("Producer started: %s%s at %g posts/s", self._source, f" ({file!r})" if file else "", rate)
 
     def autostart(self) -> None:
         """Start on the shipped data set at the configured rate when the settings ask for it."""
@@ -96,7 +95,7 @@ class ProducerHolder:
 
     def state(self) -> ProducerState:
         with self._lock:
-            producer, source = self._producer, self._source
+            producer, source, file = self._producer, self._source, self._file
         if producer is None:
-            return ProducerState(False, None, None)
-        return ProducerState(producer.running, source, producer.stats())
+            return ProducerState(False, None, None, None)
+        return ProducerState(producer.running, source, file, producer.stats())

@@ -45,9 +45,15 @@ class DeadLetterRecord(NamedTuple):
     detail: str
     preview: str
     post_id: str | None  # when the rejected payload was a JSON object with an id
+    source_topic: str
     partition: int
     offset: int
     failed_at: float
+
+    @property
+    def origin(self) -> str:
+        """The rejected message's place in Kafka: one dead letter per message, however often it was rejected."""
+        return f"{self.source_topic}[{self.partition}]@{self.offset}"
 
 
 def parse_result(value: bytes | None, available_at: float) -> ResultRecord | None:
@@ -89,6 +95,7 @@ def parse_dead_letter(value: bytes | None) -> DeadLetterRecord | None:
             str(document["detail"]),
             document.get("payload_preview") or "(not UTF-8)",
             _payload_post_id(document.get("payload_base64") or ""),
+            str(document["source_topic"]),
             int(document["partition"]),
             int(document["offset"]),
             float(document["failed_at"]),

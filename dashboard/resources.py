@@ -1,6 +1,8 @@
 """The server-wide objects every page shares, held by ``st.cache_resource`` (one per server, per settings).
 
-Each is keyed by the settings it was built with, so a test (or a settings change) gets its own.
+Each is keyed by the settings it was built with, so a test (or a settings change) gets its own. The key is
+the settings' JSON, in which the SASL password (a ``SecretStr``) is masked: the secret never becomes a cache
+key. (Settings are read once per process, so two that differ only by their password never meet.)
 """
 
 from __future__ import annotations
@@ -9,13 +11,10 @@ import atexit
 import logging
 
 import streamlit as st
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
 
 from common.settings import Settings, get_settings
 from dashboard.adhoc import AdhocSubmitter
-from dashboard.health import HealthProbe
-from dashboard.monitoring import cluster_view, group_view
+from dashboard.cluster_monitor import ClusterMonitor
 from dashboard.producer_control import ProducerHolder
 from dashboard.results_feed import ResultsFeed
 
@@ -32,6 +31,10 @@ def _key() -> str:
 
 def _stop_feed(feed: ResultsFeed) -> None:
     feed.stop()
+
+
+def _stop_monitor(monitor: ClusterMonitor) -> None:
+    monitor.stop()
 
 
 def _stop_producer(holder: ProducerHolder) -> None:
@@ -56,15 +59,10 @@ def _producer_holder(key: str, _settings: Settings) -> ProducerHolder:
     return holder
 
 
-@st.cache_resource(show_spinner=False)
-def _admin(key: str, _settings: Settings) -> AdminClient:
-    # Quiet: an unreachable cluster is shown on every page, not repeated in the server log.
-    return AdminClient({**_settings.kafka_client_config(), "error_cb": lambda error: logger.debug("Admin client: %s", error.str())})
-
-
-@st.cache_resource(show_spinner=False)
-def _health(key: str, _settings: Settings) -> HealthProbe:
-    return HealthProbe(_settings, admin())
+@st.cache_resource(show_spinner=False, on_release=_stop_monitor)
+def _cluster_monitor(key: str, _settings: Settings) -> ClusterMonitor:
+    logger.info("Dashboard started with %r", _settings)  # the password shows as '**********'
+    return ClusterMonitor(_settings).start()
 
 
 @st.cache_resource(show_spinner=False)
@@ -80,28 +78,9 @@ def producer_holder() -> ProducerHolder:
     return _producer_holder(_key(), settings())
 
 
-def admin() -> AdminClient:
-    return _admin(_key(), settings())
-
-
-def health() -> HealthProbe:
-    return _health(_key(), settings())
+def cluster_monitor() -> ClusterMonitor:
+    return _cluster_monitor(_key(), settings())
 
 
 def submitter() -> AdhocSubmitter:
     return _submitter(_key(), settings())
-
-
-@st.cache_data(ttl=5, show_spinner=False)
-def _pipeline_lag(key: str, group: str, topic: str) -> int | None:
-    try:
-        cluster = cluster_view(admin(), [topic], timeout=3.0)
-        return group_view(admin(), group, topic, cluster, timeout=3.0).total_lag
-    except KafkaException:
-        return None
-
-
-def pipeline_lag() -> int | None:
-    """Posts waiting for the pipeline (None when Kafka does not answer); at most 5 s old."""
-    current = settings()
-    return _pipeline_lag(_key(), current.consumer_group, current.topic_posts)

@@ -3,7 +3,8 @@
 Its thread never touches Streamlit. It rewinds ``history`` seconds at start (offsets_for_times),
 then follows the topics, keeping only bounded structures: a ring of recent results, per-second
 aggregates over the history horizon, a dedup memory of post ids, and recent dead letters. Pages
-read consistent snapshots, taken under one lock in a few milliseconds.
+read consistent snapshots, taken under one lock in a few milliseconds. An unexpected error restarts
+the consumer (see ``dashboard.background``), which resumes where the last one stopped.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from common.settings import Settings
+from dashboard.background import BackgroundThread, ThreadHealth
 from dashboard.buckets import BucketSeries, SecondBuckets, series_from_records, series_from_rows
 from dashboard.dedup import RecentIds
 from dashboard.records import DeadLetterRecord, ResultRecord, parse_dead_letter, parse_result
@@ -35,8 +37,9 @@ class FeedStatus:
     error: str | None
     results: int  # distinct results ingested since the server started
     duplicates: int  # repeated results ignored
-    dead_letters: int  # dead letters seen since the rewind point
+    dead_letters: int  # distinct dead letters seen since the rewind point
     last_result_at: float | None  # message time of the newest result
+    thread: ThreadHealth
 
 
 @dataclass(frozen=True)
@@ -65,26 +68,25 @@ class ResultsFeed:
         self._ring: deque[ResultRecord] = deque(maxlen=ring_size)
         self._buckets = SecondBuckets(horizon_seconds=int(self.history_seconds) + 60)
         self._seen = RecentIds(dedup_size)
+        self._seen_dead_letters = RecentIds(dedup_size)
         self._dead_letters: deque[DeadLetterRecord] = deque(maxlen=dead_letter_size)
         self._adhoc_size = adhoc_size
         self._adhoc: OrderedDict[str, ResultRecord | DeadLetterRecord] = OrderedDict()
         self._results = self._duplicates = self._dead_letter_count = 0
         self._last_result_at: float | None = None
         self._error: str | None = "connecting"
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        # Where each partition's next message is: a restarted consumer resumes there instead of rewinding again.
+        self._positions: dict[tuple[str, int], int] = {}
+        self._thread = BackgroundThread("results-feed", self._run)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> ResultsFeed:
-        self._thread = threading.Thread(target=self._run, name="results-feed", daemon=True)
         self._thread.start()
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._thread.stop(timeout)
 
     # --- ingestion (the feed's thread; public for tests and benchmarks) ------------------------
 
@@ -109,6 +111,8 @@ class ResultsFeed:
         letters = [letter for value in values if (letter := parse_dead_letter(value)) is not None]
         with self._lock:
             for letter in letters:
+                if not self._seen_dead_letters.add(letter.origin):  # at-least-once, or read again after a restart
+                    continue
                 self._dead_letter_count += 1
                 self._dead_letters.append(letter)
                 if letter.post_id is not None:
@@ -130,6 +134,7 @@ class ResultsFeed:
                 duplicates=self._duplicates,
                 dead_letters=self._dead_letter_count,
                 last_result_at=self._last_result_at,
+                thread=self._thread.health(),
             )
 
     def snapshot(
@@ -172,7 +177,7 @@ class ResultsFeed:
 
     # --- the consumer thread -----------------------------------------------------------------
 
-    def _run(self) -> None:
+    def _run(self, stop: threading.Event) -> None:
         consumer = Consumer(
             {
                 **self.settings.kafka_client_config(),
@@ -185,24 +190,22 @@ class ResultsFeed:
             }
         )
         try:
-            while not self._stop.is_set() and not self._assign(consumer):
-                self._stop.wait(2.0)
+            while not stop.is_set() and not self._assign(consumer):
+                stop.wait(2.0)
             next_check = time.monotonic()
-            while not self._stop.is_set():
+            while not stop.is_set():
                 messages = consumer.consume(num_messages=2000, timeout=0.5)
                 self._dispatch(messages)
                 if self._error is not None and time.monotonic() >= next_check:
                     next_check = time.monotonic() + 3.0
                     self._check_connection(consumer)
-        except Exception:  # the thread must not die silently
-            logger.exception("Results feed stopped by an unexpected error")
-            with self._lock:
-                self._error = "the results feed stopped; see the server log"
+                if self._error is None:
+                    self._thread.succeeded()
         finally:
             consumer.close()
 
     def _assign(self, consumer: Consumer) -> bool:
-        """Assign every partition of both topics, at the first offset of the history window."""
+        """Assign every partition of both topics: where the feed left off, else at the start of the history window."""
         start_ms = int((time.time() - self.history_seconds) * 1000)
         try:
             wanted = []
@@ -211,36 +214,53 @@ class ResultsFeed:
                 if metadata.error is not None:
                     raise KafkaException(metadata.error)
                 wanted += [TopicPartition(topic, partition, start_ms) for partition in metadata.partitions]
-            offsets = consumer.offsets_for_times(wanted, timeout=10.0)
+            with self._lock:
+                known = dict(self._positions)
+            new = [tp for tp in wanted if (tp.topic, tp.partition) not in known]
+            offsets = consumer.offsets_for_times(new, timeout=10.0) if new else []
         except KafkaException as exc:
             self._set_error(f"cannot read the topics yet: {exc.args[0] if exc.args else exc}")
             return False
         # -1: nothing that recent, start at the end.
-        consumer.assign([TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_END) for tp in offsets])
+        starts = [TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_END) for tp in offsets]
+        resumed = [TopicPartition(tp.topic, tp.partition, known[(tp.topic, tp.partition)]) for tp in wanted if (tp.topic, tp.partition) in known]
+        consumer.assign(starts + resumed)
         self._set_error(None)
-        logger.info("Results feed assigned %d partitions, rewound %.0f s", len(offsets), self.history_seconds)
+        logger.info(
+            "Results feed assigned %d partitions (%d rewound %.0f s, %d resumed)", len(wanted), len(starts), self.history_seconds, len(resumed)
+        )
         return True
 
     def _dispatch(self, messages: list[Message]) -> None:
         results: list[tuple[bytes | None, float]] = []
         letters: list[bytes | None] = []
+        positions: dict[str, dict[tuple[str, int], int]] = {self.settings.topic_results: {}, self.settings.topic_dead_letters: {}}
         for message in messages:
             error = message.error()
             if error is not None:
                 if error.code() != KafkaError._PARTITION_EOF:
                     self._set_error(error.str())
                 continue
+            positions[message.topic()][(message.topic(), message.partition())] = message.offset() + 1
             if message.topic() == self.settings.topic_results:
                 kind, stamp = message.timestamp()
                 results.append((message.value(), stamp / 1000 if stamp > 0 else time.time()))
             else:
                 letters.append(message.value())
+        # Each topic's positions right after its messages are counted: a restart never skips a message, and
+        # reads again at most the dead letters of one batch (remembered, so counted once).
         if results:
             self.ingest_results(results)
+        self._remember_positions(positions[self.settings.topic_results])
         if letters:
             self.ingest_dead_letters(letters)
+        self._remember_positions(positions[self.settings.topic_dead_letters])
         if messages:
             self._set_error(None)
+
+    def _remember_positions(self, positions: dict[tuple[str, int], int]) -> None:
+        with self._lock:
+            self._positions.update(positions)
 
     def _check_connection(self, consumer: Consumer) -> None:
         try:

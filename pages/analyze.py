@@ -65,6 +65,7 @@ if submitted:
 
 def outcome_row(submission: Submission, now: float) -> dict[str, object]:
     outcome = feed.outcome(submission.post_id)
+    undelivered = resources.submitter().delivery_error(submission.post_id) if outcome is None else None
     row: dict[str, object] = {
         "sent": submission.submitted_at, "text": submission.text, "label": None, "confidence": None, "latency": None, "reason": None,
     }
@@ -72,6 +73,8 @@ def outcome_row(submission: Submission, now: float) -> dict[str, object]:
         row.update(status="done", label=[outcome.label], confidence=outcome.score, latency=outcome.latency)
     elif isinstance(outcome, DeadLetterRecord):
         row.update(status=f"rejected: {outcome.reason}", reason=outcome.detail)
+    elif undelivered is not None:
+        row.update(status="not sent", reason=f"Kafka did not take it: {undelivered}")
     elif now - submission.submitted_at < RESULT_TIMEOUT:
         row.update(status="waiting…")
     else:
@@ -103,6 +106,8 @@ def results() -> None:
         )
     if any(str(row["status"]).startswith("rejected") for row in rows):
         st.error("The pipeline rejected some posts; the reason is in the table.", icon=":material/block:")
+    if any(row["status"] == "not sent" for row in rows):
+        st.error("Kafka did not take some posts (is it running?); the reason is in the table. Send them again when it is back.", icon=":material/cloud_off:")
     table = pd.DataFrame(rows)
     table["sent"] = pd.to_datetime(table["sent"], unit="s", utc=True).dt.tz_convert(charts.local_timezone())
     # User text only ever goes through st.dataframe: shown as text, never as markdown or HTML.
@@ -113,7 +118,7 @@ def results() -> None:
             "sent": st.column_config.DatetimeColumn("Sent", format="HH:mm:ss", width="small"),
             "status": st.column_config.TextColumn("Status", width="small"),
             "label": charts.label_column("Label"),
-            "reason": st.column_config.TextColumn("Rejected because", width="medium"),
+            "reason": st.column_config.TextColumn("Reason", width="medium"),
             "confidence": st.column_config.ProgressColumn("Confidence", min_value=0.0, max_value=1.0, format="%.2f", width="small"),
             "latency": st.column_config.NumberColumn("Latency (s)", format="%.2f", width="small"),
             "text": st.column_config.TextColumn("Text", width="large"),

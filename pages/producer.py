@@ -32,8 +32,8 @@ def apply_rate() -> None:
 
 def start() -> None:
     kind: SourceKind = st.session_state["producer-source"]
-    file = st.session_state.get("producer-file")
-    upload = Upload(file.name, file.getvalue(), st.session_state["producer-text-column"]) if kind == "upload" and file else None
+    file = st.session_state.get("producer-file")  # an UploadedFile: read as a stream, never copied whole
+    upload = Upload(file.name, file, st.session_state["producer-text-column"]) if kind == "upload" and file else None
     try:
         holder.start(kind, st.session_state["producer-rate"], upload)
     except (ValueError, RuntimeError) as exc:
@@ -51,8 +51,13 @@ with st.container(border=True):
     )
     if kind == "upload":
         file_column, text_column = st.columns([2, 1])
-        file_column.file_uploader("CSV or JSONL file", type=["csv", "jsonl", "ndjson", "json"], key="producer-file")
+        file_column.file_uploader("CSV, JSON Lines or JSON file", type=["csv", "jsonl", "ndjson", "json"], key="producer-file")
         text_column.text_input("Text column", value="text", key="producer-text-column")
+        st.caption(
+            f"At most {st.get_option('server.maxUploadSize'):,} MB and {settings.upload_max_rows:,} rows. "
+            "CSV with a header row; JSON Lines (.jsonl, .ndjson): one object a line; JSON (.json): an array of "
+            "objects. Optional author and source columns; the posts are replayed in a loop."
+        )
 
 
 @st.fragment(run_every=1)
@@ -71,6 +76,8 @@ def controls_and_stats() -> None:
     stats = state.stats
     status = "Running" if state.running else "Stopped"
     st.subheader(f"{status} — {state.source}")
+    if state.file:
+        st.text(state.file)  # the file's name is the user's: text, never Markdown
     with st.container(horizontal=True):
         st.metric("Sent", f"{stats.sent:,}", border=True)
         st.metric("Delivered", f"{stats.delivered:,}", border=True)

@@ -9,9 +9,9 @@ import sys
 from common.logs import configure_logging
 from common.settings import get_settings
 from common.topics import KafkaUnreachable, ensure_topics
-from pipeline.instance import claim_instance
+from pipeline.instance import WorkerIdentity, claim_instance
 from pipeline.supervisor import Supervisor
-from pipeline.worker import ROLES, WorkerFiles, WorkerIdentity
+from pipeline.worker import ROLES, WorkerFiles
 
 
 def main(argv: list[str] | None = None) -> int:

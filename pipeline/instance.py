@@ -1,4 +1,5 @@
-"""A supervisor's instance id: the host's name and the lowest number no other live supervisor holds.
+"""Who a worker is: its supervisor's instance (the host's name and the lowest number no other live supervisor
+holds) and its slot there.
 
 Its workers' transactional ids derive from it, so they must be unique among live processes (two
 producers with one id fence each other) yet the same after a restart (so that the new producer fences
@@ -11,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import itertools
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -37,3 +39,17 @@ def claim_instance(state_dir: Path, consumer_group: str) -> Instance:
             continue
         return Instance(f"{host}-{number}", lock)
     raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class WorkerIdentity:
+    """Which worker this is: its supervisor's instance (stable on this host) and its slot there."""
+
+    instance: str
+    role: str
+    slot: int
+
+    @property
+    def member(self) -> str:
+        """Its name in the consumer group and in its transactional id: the same after a restart."""
+        return f"{self.instance}-{self.role}-{self.slot}"

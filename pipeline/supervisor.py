@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 
 from common.contract import PipelineStatus, WorkerState, WorkerStatus
 from common.settings import Settings
-from pipeline.instance import claim_instance
+from pipeline.instance import WorkerIdentity, claim_instance
 from pipeline.status import StatusPublisher
 from pipeline.watchdog import STUCK_EXIT_CODE
-from pipeline.worker import STATE_RESET_EXIT_CODE, WorkerFiles, WorkerIdentity, ledger_for
+from pipeline.worker import STATE_RESET_EXIT_CODE, WorkerFiles, ledger_for
 
 logger = logging.getLogger(__name__)
 

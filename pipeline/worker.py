@@ -14,7 +14,6 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from confluent_kafka import KafkaError
@@ -23,6 +22,7 @@ from quixstreams.state.exceptions import InvalidStoreChangelogOffset
 from common.settings import Settings
 from pipeline.application import classifier_application, statistics_application, statistics_state_dir
 from pipeline.classifier_sink import BatchClassifier, is_out_of_memory
+from pipeline.instance import WorkerIdentity
 from pipeline.poison import InFlight, Ledger, PoisonGate
 from pipeline.watchdog import watch_transactions
 
@@ -37,20 +37,6 @@ _DATA_ERROR_CODES = {
     KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE, KafkaError.INVALID_MSG_SIZE,
     KafkaError.INVALID_RECORD,
 }
-
-
-@dataclass(frozen=True)
-class WorkerIdentity:
-    """Which worker this is: its supervisor's instance (stable on this host) and its slot there."""
-
-    instance: str
-    role: str
-    slot: int
-
-    @property
-    def member(self) -> str:
-        """Its name in the consumer group and in its transactional id: the same after a restart."""
-        return f"{self.instance}-{self.role}-{self.slot}"
 
 
 class WorkerFiles:

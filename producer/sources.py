@@ -1,4 +1,4 @@
-"""Where posts come from: the shipped sample, a generator, or a user's CSV/JSONL file.
+"""Where posts come from: the shipped sample, a generator, or a user's CSV, JSON Lines or JSON file.
 
 Every source is an iterator of :class:`Post`, created lazily, so a replayed post gets its fresh id
 and ``created_at`` at the moment the producer asks for it, i.e. at send time.
@@ -6,17 +6,21 @@ and ``created_at`` at the moment the producer asks for it, i.e. at send time.
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import io
+import itertools
 import json
 import logging
 import random
+import re
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from pathlib import Path
-from typing import BinaryIO, Literal
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+from typing import BinaryIO, Literal, TextIO
 
-import pandas as pd
 from pydantic import ValidationError
 
 from common.contract import Post
@@ -25,7 +29,7 @@ from common.settings import PROJECT_ROOT
 logger = logging.getLogger(__name__)
 
 DEFAULT_DATASET = PROJECT_ROOT / "data" / "sample_posts.jsonl"
-FileFormat = Literal["csv", "jsonl"]
+FileFormat = Literal["csv", "jsonl", "json"]
 
 # Posts from a file without an author column are spread over this many anonymous keys, so that
 # they still use every partition of the topic (the key is the author).
@@ -33,7 +37,8 @@ ANONYMOUS_AUTHORS = 64
 DEFAULT_FILE_SOURCE = "upload"
 
 
-def _replay(posts: Sequence[Post], loop: bool) -> Iterator[Post]:
+def replay(posts: Sequence[Post], loop: bool = True) -> Iterator[Post]:
+    """The posts again and again (when ``loop``), each with a fresh id and ``created_at``."""
     while True:
         for post in posts:
             # model_copy skips re-validation: the templates were validated once, on loading.
@@ -48,7 +53,7 @@ def dataset_posts(path: Path | str = DEFAULT_DATASET, loop: bool = True) -> Iter
         posts = [Post.model_validate(json.loads(line)) for line in lines if line.strip()]
     if not posts:
         raise ValueError(f"{path} holds no posts")
-    return _replay(posts, loop)
+    return replay(posts, loop)
 
 
 # --- synthetic ----------------------------------------------------------------------------------
@@ -116,63 +121,172 @@ def synthetic_posts(seed: int | None = None) -> Iterator[Post]:
 
 # --- user files ---------------------------------------------------------------------------------
 
+# The one place a file's format is told from its name.
+FILE_FORMATS: dict[str, FileFormat] = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
+READ_CHUNK = 64 * 1024
+_BLANK = re.compile(r"[ \t\n\r]*")  # JSON's whitespace
 
-def _file_format(rows: Path | str | BinaryIO, file_format: FileFormat | None) -> FileFormat:
-    if file_format is not None:
-        return file_format
-    # Paths and uploaded files (Streamlit's UploadedFile has .name) tell it by their suffix.
-    name = str(rows) if isinstance(rows, (str, Path)) else str(getattr(rows, "name", ""))
-    suffix = Path(name).suffix.lower()
-    if suffix == ".csv":
-        return "csv"
-    if suffix in (".jsonl", ".ndjson"):
-        return "jsonl"
-    raise ValueError(f"cannot tell the format of {name or 'the file'!r}: pass file_format='csv' or 'jsonl'")
+# A record of a file: its fields, or why it is not a record (a line that is not a JSON object).
+Row = dict[str, object] | str
 
 
-def _read_frame(rows: Path | str | BinaryIO, file_format: FileFormat) -> pd.DataFrame:
-    if not isinstance(rows, (str, Path)):
-        rows = io.BytesIO(rows.read())  # pandas wants a seekable file; uploads may not be
-    if file_format == "csv":
-        return pd.read_csv(rows, dtype=str, keep_default_na=False)
-    return pd.read_json(rows, lines=True, dtype=False)
+class FileRejected(ValueError):
+    """A file that cannot be read as posts; the message says why, for the person who chose it."""
+
+
+@dataclass(frozen=True)
+class FilePosts:
+    posts: list[Post]
+    rows: int  # records read, the skipped ones included
+    skipped: list[str]  # why each skipped record was skipped, e.g. "row 4: text: String should have at least 1 character"
+
+
+def format_of(name: str) -> FileFormat:
+    """A file's format by its suffix: .csv, .jsonl / .ndjson (one JSON object a line), .json (an array of objects)."""
+    suffix = PurePath(name).suffix.lower()
+    if suffix not in FILE_FORMATS:
+        raise FileRejected(f"cannot tell the format of {name!r}: name it .csv, .jsonl, .ndjson or .json")
+    return FILE_FORMATS[suffix]
+
+
+def _csv_rows(text: TextIO) -> Iterator[Row]:
+    yield from csv.DictReader(text)
+
+
+def _jsonl_rows(text: TextIO) -> Iterator[Row]:
+    for number, line in enumerate(text, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield f"line {number}: not JSON ({exc.msg})"
+            continue
+        yield row if isinstance(row, dict) else f"line {number}: not a JSON object"
+
+
+def _json_rows(text: TextIO) -> Iterator[Row]:
+    """The items of a JSON array, decoded one at a time: a large array never becomes one Python list."""
+    decoder = json.JSONDecoder()
+    buffer, at, ended = "", 0, False
+
+    def read_more() -> bool:
+        nonlocal buffer, at, ended
+        # Reads grow with what is buffered, so that one huge item costs linear time, not quadratic.
+        chunk = text.read(max(READ_CHUNK, len(buffer) - at))
+        buffer, at, ended = buffer[at:] + chunk, 0, not chunk
+        return not ended
+
+    def next_char() -> str:  # the next non-blank character, not consumed; "" at the end
+        nonlocal at
+        while True:
+            at = _BLANK.match(buffer, at).end()
+            if at < len(buffer) or not read_more():
+                return buffer[at : at + 1]
+
+    if next_char() != "[":
+        raise FileRejected("a .json file must hold an array of objects, [{...}, {...}]; name a file of one object a line .jsonl")
+    at += 1
+    if next_char() == "]":
+        at += 1
+    else:
+        for number in itertools.count(1):
+            next_char()
+            while True:
+                try:
+                    item, end = decoder.raw_decode(buffer, at)
+                except json.JSONDecodeError as exc:
+                    if not read_more():
+                        raise FileRejected(f"item {number} of the array is not valid JSON ({exc.msg})") from None
+                    continue
+                if end < len(buffer) or not read_more():  # a number ending with the buffer may go on
+                    break
+            at = end
+            yield item if isinstance(item, dict) else f"item {number}: not a JSON object"
+            separator = next_char()
+            at += 1
+            if separator == "]":
+                break
+            if separator != ",":
+                raise FileRejected(f"the JSON array is broken after item {number} (a , or ] should follow it)")
+    if next_char():
+        raise FileRejected("the file goes on after the end of its JSON array")
+
+
+_ROWS = {"csv": _csv_rows, "jsonl": _jsonl_rows, "json": _json_rows}
 
 
 def _cell(value: object) -> str:
-    return "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value).strip()
+    return "" if value is None else str(value).strip()
 
 
-def file_posts(
-    rows: Path | str | BinaryIO,
-    text_column: str = "text",
-    file_format: FileFormat | None = None,
-    loop: bool = True,
-) -> Iterator[Post]:
-    """Replay the posts of a CSV or JSONL file (a path or a binary file-like object).
-
-    ``text_column`` is required; ``author`` and ``source`` columns are used when present, otherwise
-    (or when empty) the author is one of a few anonymous keys and the source is ``"upload"``.
-    Rows without text, or that do not make a valid post, are skipped with a warning.
-    """
-    frame = _read_frame(rows, _file_format(rows, file_format))
-    if text_column not in frame.columns:
-        raise ValueError(f"column {text_column!r} not found; the file has columns: {', '.join(map(str, frame.columns))}")
+def _collect(rows: Iterator[Row], text_column: str, max_rows: int | None) -> tuple[FilePosts, list[str]]:
+    """The posts of ``rows``, and every column name seen."""
     posts: list[Post] = []
     skipped: list[str] = []
-    columns = {name: frame[name].tolist() if name in frame.columns else [None] * len(frame) for name in ("author", "source")}
-    for index, (text, author, source) in enumerate(zip(frame[text_column].tolist(), columns["author"], columns["source"])):
+    columns: dict[str, None] = {}  # in order of appearance
+    count = 0
+    for count, row in enumerate(rows, start=1):
+        if max_rows is not None and count > max_rows:
+            raise FileRejected(f"the file has more than {max_rows:,} rows, the most one file may hold (SENTISTREAM_UPLOAD_MAX_ROWS)")
+        if isinstance(row, str):
+            skipped.append(row)
+            continue
+        columns.update(dict.fromkeys(str(name) for name in row if name is not None))
         try:
             posts.append(
                 Post(
-                    author=_cell(author) or f"anonymous-{index % ANONYMOUS_AUTHORS:02d}",
-                    source=_cell(source) or DEFAULT_FILE_SOURCE,
-                    text=_cell(text),
+                    author=_cell(row.get("author")) or f"anonymous-{(count - 1) % ANONYMOUS_AUTHORS:02d}",
+                    source=_cell(row.get("source")) or DEFAULT_FILE_SOURCE,
+                    text=_cell(row.get(text_column)),
                 )
             )
         except ValidationError as exc:
-            skipped.append(f"row {index + 1}: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
-    if skipped:
-        logger.warning("Skipped %d of %d rows that make no valid post, e.g. %s", len(skipped), len(frame), skipped[0])
-    if not posts:
-        raise ValueError(f"no row of the file makes a valid post (column {text_column!r} is empty?)")
-    return _replay(posts, loop)
+            skipped.append(f"row {count}: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
+    return FilePosts(posts, count, skipped), list(columns)
+
+
+def read_file_posts(
+    rows: Path | str | BinaryIO, text_column: str = "text", file_format: FileFormat | None = None, max_rows: int | None = None,
+) -> FilePosts:
+    """The posts of a CSV, JSON Lines or JSON-array file: a path, or a binary file such as an upload (left open).
+
+    Read as a stream, one record at a time; more than ``max_rows`` records is an error, never a silent cut.
+    The format is ``file_format``, else told by the name's suffix (:func:`format_of`). ``text_column`` is
+    required; ``author`` and ``source`` columns are used when present, otherwise (or when empty) the author
+    is one of a few anonymous keys and the source is ``"upload"``. Records without text, or that make no
+    valid post, are skipped and listed. Raises :class:`FileRejected` with a readable message.
+    """
+    name = str(rows) if isinstance(rows, (str, Path)) else str(getattr(rows, "name", "") or "")
+    if not name and file_format is None:
+        raise FileRejected("a file without a name needs file_format='csv', 'jsonl' or 'json'")
+    kind = file_format or format_of(name)
+    name = name or "the file"
+    with open(rows, "rb") if isinstance(rows, (str, Path)) else contextlib.nullcontext(rows) as binary:
+        # utf-8-sig: spreadsheet programs start CSV files with a byte order mark.
+        text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="" if kind == "csv" else None)
+        try:
+            parsed, columns = _collect(_ROWS[kind](text), text_column, max_rows)
+        except UnicodeDecodeError:
+            raise FileRejected(f"{name} is not UTF-8 text") from None
+        except csv.Error as exc:
+            raise FileRejected(f"{name} is not a readable CSV file ({exc})") from None
+        finally:
+            text.detach()  # closing the wrapper would close the caller's file
+    if columns and text_column not in columns:
+        raise FileRejected(f"column {text_column!r} not found; the file has columns: {', '.join(columns)}")
+    if not parsed.rows:
+        raise FileRejected("the file holds no rows")
+    if not parsed.posts:
+        example = f" (e.g. {parsed.skipped[0]})" if parsed.skipped else ""
+        raise FileRejected(f"no row of the file makes a valid post{example}")
+    if parsed.skipped:
+        logger.warning("Skipped %d of %d rows that make no valid post, e.g. %s", len(parsed.skipped), parsed.rows, parsed.skipped[0])
+    return parsed
+
+
+def file_posts(
+    rows: Path | str | BinaryIO, text_column: str = "text", file_format: FileFormat | None = None, loop: bool = True,
+) -> Iterator[Post]:
+    """Replay the posts of a file (see :func:`read_file_posts`), forever when ``loop``."""
+    return replay(read_file_posts(rows, text_column, file_format).posts, loop)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import io
+import itertools
 import json
 import random
 import time
@@ -20,6 +22,7 @@ from dashboard.charts import resample
 from dashboard.dedup import RecentIds
 from dashboard.histogram import LATENCY_EDGES, format_latency, latency_bin, latency_percentile
 from dashboard.monitoring import ThroughputTracker
+from dashboard.producer_control import Upload, make_source
 from dashboard.records import ResultRecord, parse_result
 from dashboard.results_feed import ResultsFeed
 
@@ -237,3 +240,14 @@ def test_adhoc_texts_are_checked_before_anything_is_sent() -> None:
         make_posts(["x"] * (MAX_BATCH + 1), 10)
     with pytest.raises(SubmissionError, match="Type some text"):
         make_posts([], 10)
+
+
+# --- uploads ------------------------------------------------------------------------------------
+
+
+def test_an_upload_can_be_started_again_from_its_beginning() -> None:
+    upload = Upload("posts.csv", io.BytesIO(b"text\nfirst\nsecond\n"))
+    for _ in range(2):  # the first start read the file to its end
+        posts, summary = make_source("upload", upload, max_rows=10)
+        assert [post.text for post in itertools.islice(posts, 3)] == ["first", "second", "first"]
+        assert summary == "posts.csv: 2 posts from 2 rows"

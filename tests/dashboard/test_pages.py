@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
+import confluent_kafka
+import pandas as pd
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient
 from streamlit.testing.v1 import AppTest
 
+import dashboard.cluster_monitor
+import dashboard.results_feed
 from common.contract import LABELS
 from common.settings import PROJECT_ROOT, Settings
 from tests.dashboard.conftest import make_posts, send_posts, use_settings
 from common.topic_reader import read_topic
 from tests.processes import running
 
-MONITORING_TABLES = ["brokers", "partitions", "pipeline lag", "statistics lag", "dead letters"]  # in page order
 PAGES = ["pages/live.py", "pages/producer.py", "pages/analyze.py", "pages/monitoring.py"]
 
 
@@ -29,6 +34,33 @@ def open_page(page: str) -> AppTest:
 
 def metric(app: AppTest, label: str) -> str | None:
     return next((m.value for m in app.metric if m.label.endswith(label) or f"[{label}]" in m.label), None)
+
+
+# A table by a column only it has (AppTest does not see a read-only table's key); the lag tables in page order.
+TABLES = {
+    "pipeline-workers": ("supervisor", 0), "brokers": ("controller", 0), "partitions": ("under-replicated", 0),
+    "pipeline-lag": ("committed", 0), "statistics-lag": ("committed", 1), "dead-letters": ("preview", 0),
+    "background-threads": ("thread", 0),
+}
+
+
+def table(app: AppTest, name: str) -> pd.DataFrame | None:
+    column, index = TABLES[name]
+    found = [frame.value for frame in app.dataframe if column in frame.value.columns]
+    return found[index] if index < len(found) else None
+
+
+def markdown_shown(app: AppTest) -> list[str]:
+    """Everything rendered as Markdown: text, badges, captions, headers, metric labels, alerts."""
+    alerts = [*app.error, *app.warning, *app.info, *app.success]
+    return (
+        [m.value for m in app.markdown] + [c.value for c in app.caption] + [h.value for h in [*app.subheader, *app.title]]
+        + [m.label for m in app.metric] + [alert.value for alert in alerts]
+    )
+
+
+def texts(app: AppTest) -> str:
+    return "\n".join(t.value for t in app.text)
 
 
 def rerun_until(app: AppTest, condition: Callable[[AppTest], bool], timeout: float = 120.0) -> None:
@@ -147,22 +179,28 @@ def test_producer_page_explains_an_unusable_upload(app_settings: Settings) -> No
     app.radio(key="producer-source").set_value("upload").run()
     app.button(key="producer-start").click().run()
     assert any("did not start" in e.value for e in app.error)
-    assert "choose a CSV or JSONL file" in app.text[0].value
+    assert "choose a CSV, JSON Lines or JSON file" in texts(app)
 
 
 def test_monitoring_lists_the_topics_lag_and_workers(app_settings: Settings) -> None:
     send_posts(app_settings, make_posts(30))
     app = open_page("pages/monitoring.py")
-    assert metric(app, "Brokers") == "1"
+    # The monitor's first poll of the cluster, a moment after the page opened (which did not wait for it).
+    rerun_until(app, lambda app: metric(app, "Brokers") == "1", timeout=30)
     assert metric(app, "Pipeline workers") == "0"
     assert metric(app, "Pipeline lag") == "30"  # nothing consumed yet: all of it waits
-    assert any("not running" in w.value for w in app.warning)
-    partitions = app.dataframe[MONITORING_TABLES.index("partitions")].value
-    assert set(partitions["topic"]) == {app_settings.topic_posts, app_settings.topic_results, app_settings.topic_dead_letters, app_settings.topic_stats}
+    assert any("The pipeline is not running" in w.value and "python -m pipeline" in w.value for w in app.warning)
+    assert any(":red-badge[" in m.value and "Pipeline not running" in m.value for m in app.markdown)
+    partitions = table(app, "partitions")
+    assert set(partitions["topic"]) == {
+        app_settings.topic_posts, app_settings.topic_results, app_settings.topic_dead_letters, app_settings.topic_stats,
+        app_settings.topic_pipeline_status,
+    }
     assert partitions.loc[partitions["topic"] == app_settings.topic_posts, "end offset"].sum() == 30
     assert (partitions["under-replicated"] == "").all()
-    lag = app.dataframe[MONITORING_TABLES.index("pipeline lag")].value
+    lag = table(app, "pipeline-lag")
     assert lag["lag"].sum() == 30 and len(lag) == app_settings.posts_partitions
+    assert set(table(app, "background-threads")["state"]) == {"working"}
 
 
 def test_monitoring_browses_dead_letters(app_settings: Settings) -> None:
@@ -173,8 +211,8 @@ def test_monitoring_browses_dead_letters(app_settings: Settings) -> None:
         read_topic(app_settings, app_settings.topic_dead_letters, 1, timeout=90)
         app = open_page("pages/monitoring.py")
         rerun_until(app, lambda app: metric(app, "Dead letters") == "1", timeout=30)
-        rerun_until(app, lambda app: len(app.dataframe) == len(MONITORING_TABLES), timeout=30)
-    letters = app.dataframe[MONITORING_TABLES.index("dead letters")].value
+        rerun_until(app, lambda app: table(app, "dead-letters") is not None, timeout=30)
+    letters = table(app, "dead-letters")
     assert list(letters["reason"]) == ["invalid_json"] and letters["preview"][0] == "{not json"
 
 
@@ -183,5 +221,45 @@ def test_every_page_shows_a_status_not_a_traceback_when_kafka_is_unreachable(
     settings: Settings, page: str, monkeypatch: pytest.MonkeyPatch, release_server_objects: None
 ) -> None:
     use_settings(settings.model_copy(update={"bootstrap_servers": "127.0.0.1:1"}), monkeypatch)
-    app = open_page(page)
-    assert any("Kafka is unreachable" in e.value or "Kafka does not answer" in e.value for e in app.error)
+    app = open_page(page)  # renders at once: it never waits on Kafka
+    rerun_until(app, lambda app: any("Kafka is unreachable" in e.value for e in app.error), timeout=30)
+    assert "No data from Kafka yet" in texts(app)
+
+
+def test_no_page_talks_to_kafka_while_it_renders(app_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the server's two background threads query Kafka; a page (any tab, any rerun) reads their snapshots."""
+    calls: list[tuple[str, str]] = []
+
+    def recording(name: str, real: Callable) -> Callable:
+        def method(self, *args, **kwargs):
+            calls.append((threading.current_thread().name, name))
+            return real(self, *args, **kwargs)
+        return method
+
+    for name in ("list_topics", "list_offsets", "describe_consumer_groups", "list_consumer_group_offsets", "describe_topics"):
+        monkeypatch.setattr(AdminClient, name, recording(name, getattr(AdminClient, name)))
+    # librdkafka's Consumer is immutable: a subclass records instead, wherever the product makes consumers.
+    consumer_calls = ("list_topics", "consume", "poll", "offsets_for_times", "committed", "get_watermark_offsets")
+    recording_consumer = type("RecordingConsumer", (Consumer,), {name: recording(f"consumer.{name}", getattr(Consumer, name)) for name in consumer_calls})
+    for module in (confluent_kafka, dashboard.cluster_monitor, dashboard.results_feed):
+        monkeypatch.setattr(module, "Consumer", recording_consumer)
+    tabs = [open_page(page) for page in PAGES]
+    rerun_until(tabs[-1], lambda app: metric(app, "Brokers") == "1", timeout=30)
+    for tab in tabs:
+        tab.run()
+        assert not tab.exception, tab.exception
+    assert {"list_topics", "list_consumer_group_offsets", "consumer.consume", "consumer.offsets_for_times"} <= {name for _, name in calls}
+    assert {thread for thread, _ in calls} == {"cluster-monitor", "results-feed"}
+
+
+def test_analyze_page_does_not_wait_for_an_unreachable_kafka(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, release_server_objects: None
+) -> None:
+    use_settings(settings.model_copy(update={"bootstrap_servers": "127.0.0.1:1"}), monkeypatch)
+    app = open_page("pages/analyze.py")
+    app.text_area(key="analyze-text").input("Is anyone there?")
+    app.button[0].click().run()  # queued: the rerun does not wait for Kafka's answer
+    assert list(app.dataframe[0].value["status"]) == ["waiting…"] and not app.error
+    rerun_until(app, lambda app: list(app.dataframe[0].value["status"]) == ["not sent"], timeout=30)
+    assert "Kafka did not take it: Local: Message timed out" in app.dataframe[0].value["reason"][0]
+    assert any("Kafka did not take some posts" in e.value for e in app.error)

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import ast
+import logging
 import re
 import subprocess
 import tomllib
+import uuid
+from collections.abc import Iterator
 
 import pytest
+import streamlit as st
 from quixstreams.kafka.configuration import ConnectionConfig
+from streamlit.testing.v1 import AppTest
 
-from common.settings import PROJECT_ROOT, Settings
+from common.settings import PROJECT_ROOT, Settings, get_settings
+from dashboard import resources
+from tests.dashboard.conftest import wait_until
 
 # Product code (tests build their clients from the same settings, but are not shipped).
 PRODUCT_CODE = ["app.py", "run.py", "common", "pipeline", "producer", "dashboard", "pages", "sentiment_model", "kafka_local", "bench"]
@@ -71,7 +78,8 @@ SECRET_PATTERNS = [
     re.compile(r"\bAKIA[0-9A-Z]{16}\b"),  # AWS access key id
     re.compile(r"\bgh[pousr]_[A-Za-z0-9]{36,}\b"),  # GitHub token
     re.compile(r"\bxox[baprs]-[A-Za-z0-9-]{10,}\b"),  # Slack token
-    re.compile(r"""(?i)\b(?:SENTISTREAM_SASL_PASSWORD|sasl[._]password|password)\s*[=:]\s*["']?(?!["'$<{]|\s|$|None\b|not-a-real)[^\s"']{6,}"""),
+    # A value, not a type annotation (``sasl_password: SecretStr | None``).
+    re.compile(r"""(?i)\b(?:SENTISTREAM_SASL_PASSWORD|sasl[._]password|password)\s*[=:]\s*["']?(?!["'$<{]|\s|$|None\b|SecretStr\b|not-a-real)[^\s"']{6,}"""),
 ]
 
 
@@ -90,3 +98,40 @@ def test_no_secrets_in_the_repository() -> None:
         text = path.read_text(errors="ignore")
         hits += [f"{name}: {match.group(0)[:40]}" for pattern in SECRET_PATTERNS for match in pattern.finditer(text)]
     assert not hits, f"what looks like secrets: {hits[:10]}"
+
+
+@pytest.fixture
+def password_in_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A SASL password given the way operators give it, and an app with no Kafka to talk to."""
+    password = f"pw-{uuid.uuid4().hex}"
+    for name, value in {
+        "SENTISTREAM_BOOTSTRAP_SERVERS": "127.0.0.1:1", "SENTISTREAM_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "SENTISTREAM_SASL_MECHANISM": "PLAIN", "SENTISTREAM_SASL_USERNAME": "svc", "SENTISTREAM_SASL_PASSWORD": password,
+    }.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    yield password
+    st.cache_resource.clear()  # stops the app's background threads
+    get_settings.cache_clear()
+
+
+def test_the_sasl_password_is_in_no_repr_log_line_or_cache_key(
+    password_in_environment: str, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    password = password_in_environment
+    settings = get_settings()
+    assert settings.kafka_client_config()["sasl.password"] == password  # read, and handed to Kafka clients
+    assert password not in repr(settings) and password not in str(settings) and password not in settings.model_dump_json()
+
+    with caplog.at_level(logging.DEBUG):
+        app = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60)
+        app.run()  # the server's start: settings logged, producer, results feed and cluster monitor created
+        assert not app.exception, app.exception
+        # The monitor's first poll fails (no Kafka) and says so in the log.
+        wait_until(lambda: resources.cluster_monitor().snapshot().error, 30, "the monitor's first poll")
+    assert "Dashboard started with Settings(" in caplog.text and "does not answer" in caplog.text and "sasl_password=SecretStr('**********')" in caplog.text
+    assert password not in caplog.text
+    output = capfd.readouterr()
+    assert password not in output.out + output.err  # librdkafka's own log lines included
+    # Every server object is cached under the settings' JSON: the password is masked in it.
+    assert resources._key() == settings.model_dump_json() and password not in resources._key()

@@ -23,7 +23,7 @@ import pytest
 from common.contract import RejectReason
 from common.settings import Settings
 from common.topics import admin_client, group_lag
-from pipeline.worker import WorkerIdentity
+from pipeline.instance import WorkerIdentity
 from producer.producer import PostProducer
 from tests.faults.conftest import MEASUREMENTS, ThreeNodes
 from tests.processes import running

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from common.contract import LABELS, Post
-from producer.sources import DEFAULT_DATASET, dataset_posts, file_posts, synthetic_posts
+from producer import sources
+from producer.sources import DEFAULT_DATASET, FileRejected, dataset_posts, file_posts, read_file_posts, synthetic_posts
 
 
 def take(posts, n: int) -> list[Post]:
@@ -114,3 +115,100 @@ def test_file_posts_without_any_valid_row_is_an_error(tmp_path: Path) -> None:
     path.write_text("text\n\n  \n")
     with pytest.raises(ValueError, match="no row"):
         file_posts(path)
+
+
+class ReadCounter(io.BytesIO):
+    """An upload that records how much was read from it, and in what pieces."""
+
+    def __init__(self, data: bytes, name: str):
+        super().__init__(data)
+        self.name = name
+        self.largest_read = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        chunk = super().read(size)
+        self.largest_read = max(self.largest_read, len(chunk))
+        return chunk
+
+    def read1(self, size: int = -1) -> bytes:
+        chunk = super().read1(size)
+        self.largest_read = max(self.largest_read, len(chunk))
+        return chunk
+
+
+def upload(data: str | bytes, name: str) -> ReadCounter:
+    return ReadCounter(data.encode() if isinstance(data, str) else data, name)
+
+
+def test_a_json_file_is_read_as_a_json_array() -> None:
+    array = json.dumps([{"text": "great service", "author": "ann"}, {"text": "slow train", "source": "forum"}], indent=2)
+    parsed = read_file_posts(upload(array, "posts.json"))
+    assert [(p.author, p.source, p.text) for p in parsed.posts] == [("ann", "upload", "great service"), ("anonymous-01", "forum", "slow train")]
+    assert (parsed.rows, parsed.skipped) == (2, [])
+    # One object a line is JSON Lines, not JSON: a .json file holding it is refused, and says what to do.
+    with pytest.raises(FileRejected, match=r"array of objects.*\.jsonl"):
+        read_file_posts(upload('{"text": "a"}\n{"text": "b"}\n', "posts.json"))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('[{"text": "a"},]', "item 2 of the array is not valid JSON"),
+        ('[{"text": "a"} {"text": "b"}]', "broken after item 1"),
+        ('[{"text": "a"}] trailing', "goes on after the end"),
+        ('[{"text": "a"', "item 1 of the array is not valid JSON"),
+        ("[]", "no rows"),
+    ],
+)
+def test_a_broken_json_array_is_refused_with_where_it_breaks(content: str, message: str) -> None:
+    with pytest.raises(FileRejected, match=message):
+        read_file_posts(upload(content, "posts.json"))
+
+
+def test_a_json_array_is_decoded_item_by_item_across_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sources, "READ_CHUNK", 7)  # every item, and the number 123456789, spans reads
+    items = [{"text": f"post {i}", "n": 123456789, "nested": {"list": [1, 2, {"deep": "]}"}]}} for i in range(200)]
+    numbers = [10**digits + 7 for digits in range(3, 20)]  # bare numbers: one is bound to end a read half-way
+    parsed = read_file_posts(upload(json.dumps(items + numbers), "posts.json"))
+    assert [p.text for p in parsed.posts] == [f"post {i}" for i in range(200)]
+    assert parsed.skipped == [f"item {200 + i}: not a JSON object" for i in range(1, len(numbers) + 1)]
+
+
+@pytest.mark.parametrize(("name", "row"), [("posts.csv", "text\n{}\n"), ("posts.jsonl", '{{"text": "{}"}}\n'), ("posts.json", None)])
+def test_a_file_over_the_row_limit_is_refused_after_reading_only_its_start(name: str, row: str | None) -> None:
+    texts = [f"post number {i}" for i in range(100_000)]
+    if row is None:
+        data = json.dumps([{"text": text} for text in texts])
+    else:
+        header, line = row.split("\n", 1) if name.endswith(".csv") else ("", row)
+        data = (header + "\n" if header else "") + "".join(line.format(text) for text in texts)
+    file = upload(data, name)
+    with pytest.raises(FileRejected, match=r"more than 1,000 rows.*SENTISTREAM_UPLOAD_MAX_ROWS"):
+        read_file_posts(file, max_rows=1000)
+    # A stream: it stopped soon after row 1,000, in bounded reads, far from the end of the file.
+    assert file.tell() < len(data) // 10 and file.largest_read <= 1024 * 1024
+    assert len(read_file_posts(upload(data, name), max_rows=100_000).posts) == 100_000  # at the limit: fine
+
+
+def test_file_rows_that_make_no_post_are_skipped_and_listed() -> None:
+    parsed = read_file_posts(upload('{"text": "fine"}\n\nnot json\n[1, 2]\n{"text": "   "}\n', "posts.ndjson"))
+    assert [p.text for p in parsed.posts] == ["fine"]
+    assert parsed.rows == 4
+    assert parsed.skipped[:2] == ["line 3: not JSON (Expecting value)", "line 4: not a JSON object"]
+    assert parsed.skipped[2].startswith("row 4: text:")
+
+
+def test_a_file_that_is_not_utf8_or_has_no_format_is_refused() -> None:
+    with pytest.raises(FileRejected, match="posts.csv is not UTF-8 text"):
+        read_file_posts(upload(b"text\n\xff\xfe oops\n", "posts.csv"))
+    with pytest.raises(FileRejected, match=r"cannot tell the format of 'posts.xlsx'"):
+        read_file_posts(upload(b"PK...", "posts.xlsx"))
+    spreadsheet = read_file_posts(upload("\ufefftext,author\nhello,ann\n", "export.CSV"))  # with a byte order mark
+    assert [(p.text, p.author) for p in spreadsheet.posts] == [("hello", "ann")]
+
+
+def test_reading_an_upload_leaves_it_open_for_a_second_start() -> None:
+    file = upload("text\nhello\n", "posts.csv")
+    assert read_file_posts(file).rows == 1
+    file.seek(0)
+    assert read_file_posts(file).rows == 1
