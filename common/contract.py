@@ -12,12 +12,12 @@ import time
 import uuid
 from dataclasses import dataclass
 from enum import Enum
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 LABELS = ("POSITIVE", "NEUTRAL", "NEGATIVE")
 Label = Literal["POSITIVE", "NEUTRAL", "NEGATIVE"]
 

@@ -29,8 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging()
     settings = get_settings()
     if args.command == "worker":
-        claimed = None if args.instance else claim_instance(settings.state_dir, settings.consumer_group)
-        identity = WorkerIdentity(args.instance or claimed.name, args.role, args.slot)
+        # On its own (not under a supervisor) a worker claims an instance as a supervisor would, and holds it.
+        instance = args.instance or claim_instance(settings.state_dir, settings.consumer_group)
+        identity = WorkerIdentity(instance if isinstance(instance, str) else instance.name, args.role, args.slot)
         try:
             ROLES[args.role](settings, identity, args.careful)
         except Exception as error:

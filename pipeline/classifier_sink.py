@@ -35,12 +35,16 @@ logger = logging.getLogger(__name__)
 
 
 class Prediction(Protocol):
-    label: str
-    score: float
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def score(self) -> float: ...
 
 
 class BatchClassifier(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def predict(self, texts: Sequence[str], batch_size: int = ...) -> Sequence[Prediction]: ...
 
@@ -136,17 +140,20 @@ class ClassifierSink(BaseSink):
 
     def _result(self, pending: Pending, prediction: Prediction, processed_at: float) -> SentimentResult:
         post = pending.accepted.post
-        return SentimentResult(
-            post_id=post.id,
-            author=post.author,
-            source=post.source,
-            text=post.text,
-            label=prediction.label,  # validated: a label the contract does not know is a model error
-            score=prediction.score,
-            model=self._classifier.name,
-            created_at=post.created_at,
-            produced_at=pending.produced_at,
-            processed_at=processed_at,
+        # Validated: a label the contract does not know, or a score out of range, is a model error.
+        return SentimentResult.model_validate(
+            {
+                "post_id": post.id,
+                "author": post.author,
+                "source": post.source,
+                "text": post.text,
+                "label": prediction.label,
+                "score": prediction.score,
+                "model": self._classifier.name,
+                "created_at": post.created_at,
+                "produced_at": pending.produced_at,
+                "processed_at": processed_at,
+            }
         )
 
     def _fitted(self, pending: Pending, result: SentimentResult) -> Scored | Failed:

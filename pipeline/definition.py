@@ -19,7 +19,7 @@ from quixstreams.sinks import BaseSink
 
 from common.contract import InvalidPost, Post, RejectReason, SentimentStats, decode_post
 from pipeline.outputs import Source
-from pipeline.results_codec import InvalidResult, validate_result
+from pipeline.results_codec import InvalidResult, empty_result
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ def _to_stats(window: dict[str, Any], source: str) -> dict[str, Any]:
 def reject_invalid_result(value: dict[str, Any] | InvalidResult | None, key: bytes | None) -> dict[str, Any] | Rejected:
     if isinstance(value, dict):
         return value
-    invalid = value if isinstance(value, InvalidResult) else validate_result(None)  # None: Quix skips the deserializer
+    invalid = value if isinstance(value, InvalidResult) else empty_result(None)  # None: Quix skips the deserializer
     return Rejected(RejectReason.INVALID_RESULT, invalid.detail, current_source(invalid.raw, key))
 
 

@@ -23,10 +23,14 @@ class InvalidResult:
     raw: bytes | None
 
 
+def empty_result(raw: bytes | None) -> InvalidResult:
+    return InvalidResult("message has no value (null or zero bytes)", raw)
+
+
 def validate_result(raw: bytes | None) -> dict[str, Any] | InvalidResult:
     """A valid result as the dict the windows reduce, or why it is not one."""
     if not raw:
-        return InvalidResult("message has no value (null or zero bytes)", raw)
+        return empty_result(raw)
     try:
         result = SentimentResult.model_validate_json(raw)
     except ValidationError as exc:
@@ -39,6 +43,9 @@ def validate_result(raw: bytes | None) -> dict[str, Any] | InvalidResult:
 
 
 class ResultDeserializer(Deserializer):
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]  # quixstreams leaves Deserializer.__init__ untyped
+
     def __call__(self, value: bytes, ctx: Any) -> dict[str, Any] | InvalidResult:
         return validate_result(value)
 

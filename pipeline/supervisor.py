@@ -20,6 +20,7 @@ import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from common.contract import PipelineStatus, WorkerState, WorkerStatus
 from common.settings import Settings
@@ -52,7 +53,7 @@ def describe_exit(code: int) -> str:
 class Worker:
     identity: WorkerIdentity
     files: WorkerFiles
-    process: subprocess.Popen | None = None
+    process: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
     restart_at: float = 0.0
     careful: bool = False  # the current (or next) process runs in careful mode
@@ -177,7 +178,7 @@ class Supervisor:
                 self._count_crash(worker, message)
             worker.careful = True
 
-    def _may_be_data(self, code: int, report: dict | None) -> bool:
+    def _may_be_data(self, code: int, report: dict[str, Any] | None) -> bool:
         if code == STUCK_EXIT_CODE or (code < 0 and -code in _OUTSIDE_SIGNALS):
             return False
         return not (report and report.get("infrastructure"))

@@ -15,6 +15,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import KafkaError
 from quixstreams.state.exceptions import InvalidStoreChangelogOffset
@@ -53,7 +54,7 @@ class WorkerFiles:
                   "at": time.time()}
         self._crash_report.write_text(json.dumps(report))
 
-    def take_crash_report(self) -> dict | None:
+    def take_crash_report(self) -> dict[str, Any] | None:
         try:
             report = json.loads(self._crash_report.read_text())
         except (FileNotFoundError, ValueError):
