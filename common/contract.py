@@ -247,12 +247,15 @@ def decode_post(raw: bytes | None, max_text_chars: int) -> Post:
         raise InvalidPost(RejectReason.TOO_DEEPLY_NESTED, "JSON nesting too deep to parse") from None
     except json.JSONDecodeError as exc:
         raise InvalidPost(RejectReason.INVALID_JSON, f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except ValueError as exc:  # a number too long to convert (Python refuses integers of over 4,300 digits)
+        raise InvalidPost(RejectReason.INVALID_JSON, f"a number in it cannot be read: {str(exc)[:200]}") from None
     if not isinstance(document, dict):
         raise InvalidPost(RejectReason.NOT_AN_OBJECT, f"expected a JSON object, got {type(document).__name__}")
     if _json_depth(document) > MAX_JSON_DEPTH:
         raise InvalidPost(RejectReason.TOO_DEEPLY_NESTED, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     version = document.get("schema_version", SCHEMA_VERSION)
-    if version != SCHEMA_VERSION:
+    # The integer 1 itself: true and 1.0 are equal to it in Python, yet no producer of this schema writes them.
+    if type(version) is not int or version != SCHEMA_VERSION:
         raise InvalidPost(
             RejectReason.UNKNOWN_SCHEMA_VERSION, f"schema_version {version!r} is not supported (expected {SCHEMA_VERSION})"
         )

@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     consumer_group: str = "sentiment-pipeline"
     processing_guarantee: Literal["at-least-once", "exactly-once"] = "at-least-once"
     transaction_stall_seconds: float = Field(
-        default=60.0, gt=0, description="exactly-once: a worker stuck this long in one transaction call restarts"
+        default=30.0, gt=0, description="exactly-once: a worker stuck this long in one transaction call restarts"
     )
     # The slowest possible batch (bench/slowest_batch.py: batch_size posts at max_text_chars, one torch thread)
     # took 26 s here; both limits stay well above it.

@@ -10,20 +10,31 @@ from quixstreams import Application
 from quixstreams.internal_producer import InternalProducer
 from quixstreams.kafka.configuration import ConnectionConfig
 
+from common.contract import MESSAGE_FRAMING_BYTES
 from common.settings import Settings
 from pipeline.classifier_sink import BatchClassifier, ClassifierSink
 from pipeline.definition import Gate, define_classification, define_statistics
-from pipeline.outputs import Outputs
+from pipeline.outputs import Outputs, topic_message_limits
+from pipeline.poison import InFlight
 from pipeline.results_codec import ResultDeserializer, event_time_ms
 
 STATS_GROUP_SUFFIX = "-stats"
 
 
-def _application(settings: Settings, consumer_group: str, member: str, **options: Any) -> Application:
+def output_limits(settings: Settings) -> dict[str, int]:
+    """The largest message each topic the workers write takes (see ``pipeline.outputs``)."""
+    return topic_message_limits(settings, [settings.topic_results, settings.topic_dead_letters, settings.topic_stats])
+
+
+def _application(settings: Settings, consumer_group: str, member: str, limits: dict[str, int], **options: Any) -> Application:
     producer_config: dict[str, Any] = {
         "compression.type": "lz4",
         "linger.ms": 2,
         "message.max.bytes": settings.message_max_bytes,
+        # Messages that each fit would still be refused together if librdkafka batched them past a topic's
+        # limit: the broker checks the whole batch against max.message.bytes. (A message larger than this
+        # goes in a batch of its own.)
+        "batch.size": min(limits.values()) - MESSAGE_FRAMING_BYTES,
     }
     # ``member`` names the worker's slot (see pipeline.worker.WorkerIdentity): the same across its restarts,
     # unique among live workers.
@@ -65,22 +76,28 @@ def transactional_producer(app: Application) -> InternalProducer:
     return producer
 
 
-def _outputs(settings: Settings, app: Application) -> Outputs:
+def _outputs(settings: Settings, app: Application, limits: dict[str, int]) -> Outputs:
     producer = transactional_producer(app)
-    return Outputs.for_settings(settings, lambda topic, key, value: producer.produce(topic=topic, key=key, value=value))
+
+    def produce(topic: str, key: bytes | None, value: bytes) -> None:
+        producer.produce(topic=topic, key=key, value=value)
+
+    return Outputs.for_settings(settings, produce, limits)
 
 
 def classifier_application(
     settings: Settings, classifier: BatchClassifier, member: str, gate: Gate,
-    note_in_flight: Callable[[list[str]], None] | None = None,
+    in_flight: InFlight | None = None,
     on_message_processed: Callable[[str, int, int], None] | None = None, one_message_per_checkpoint: bool = False,
 ) -> Application:
     """Raw posts -> poison gate and validation -> batched model -> results; the rest -> dead letters."""
     max_wait = settings.batch_max_wait_ms / 1000
+    limits = output_limits(settings)
     app = _application(
         settings,
         settings.consumer_group,
         member,
+        limits,
         # A checkpoint is one batch: it fires when batch_size posts are in or max_wait has passed.
         commit_every=1 if one_message_per_checkpoint else settings.batch_size,
         commit_interval=0 if one_message_per_checkpoint else max_wait,
@@ -89,24 +106,26 @@ def classifier_application(
         on_message_processed=on_message_processed,
     )
     posts = app.topic(settings.topic_posts, value_deserializer="bytes", key_deserializer="bytes")
-    outputs = _outputs(settings, app)
-    sink = ClassifierSink(classifier, outputs, settings.model_batch_size, note_in_flight)
+    outputs = _outputs(settings, app, limits)
+    sink = ClassifierSink(classifier, outputs, settings.model_batch_size, in_flight)
     define_classification(app.dataframe(posts), sink, outputs, gate, settings.max_text_chars)
     return app
 
 
 def statistics_application(settings: Settings, member: str) -> Application:
     """Results -> per-source tumbling windows on the posts' creation time -> statistics topic."""
+    limits = output_limits(settings)
     app = _application(
         settings,
         settings.consumer_group + STATS_GROUP_SUFFIX,
         member,
+        limits,
         commit_interval=1.0,
         state_dir=statistics_state_dir(settings),
     )
     results = app.topic(settings.topic_results, value_deserializer=ResultDeserializer(), timestamp_extractor=event_time_ms)
     stats = app.topic(settings.topic_stats, value_serializer="json", key_serializer="str")
-    define_statistics(app.dataframe(results), stats, _outputs(settings, app), settings.stats_window_seconds,
+    define_statistics(app.dataframe(results), stats, _outputs(settings, app, limits), settings.stats_window_seconds,
                       settings.stats_grace_seconds)
     return app
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -30,6 +30,7 @@ from quixstreams.sinks import BaseSink
 from common.contract import Outgoing, RejectReason, ResultTooLarge, SentimentResult
 from pipeline.definition import Accepted
 from pipeline.outputs import Outputs
+from pipeline.poison import InFlight
 
 logger = logging.getLogger(__name__)
 
@@ -81,11 +82,11 @@ def is_out_of_memory(error: BaseException) -> bool:
 
 class ClassifierSink(BaseSink):
     def __init__(
-        self, classifier: BatchClassifier, outputs: Outputs, model_batch_size: int,
-        note_in_flight: Callable[[list[str]], None] | None = None,
+        self, classifier: BatchClassifier, outputs: Outputs, model_batch_size: int, in_flight: InFlight | None = None
     ):
         super().__init__()
-        self._note_in_flight = note_in_flight
+        self._in_flight = in_flight
+        self._batch_in_flight = False
         self._classifier = classifier
         self._outputs = outputs
         self._model_batch_size = model_batch_size
@@ -93,6 +94,11 @@ class ClassifierSink(BaseSink):
         self._consumer_thread: int | None = None
 
     def add(self, value: Any, key: Any, timestamp: int, headers: Any, topic: str, partition: int, offset: int) -> None:
+        if self._in_flight is not None and self._batch_in_flight:
+            # A new checkpoint: the batch noted before was committed (or its posts will be read again), and a
+            # crash from here on is not its doing.
+            self._in_flight.clear()
+            self._batch_in_flight = False
         self._consumer_thread = threading.get_ident()
         self._pending.append(Pending(value, timestamp / 1000))
 
@@ -105,9 +111,10 @@ class ClassifierSink(BaseSink):
             # and moves on while that thread still runs: its late results would land in the next transaction.
             # Not scoring here aborts this checkpoint cleanly; the posts' next owner scores them from Kafka.
             raise HandedOver(f"{len(batch)} posts left unscored for their partitions' next owner")
-        if self._note_in_flight is not None:
+        if self._in_flight is not None:
             # Should the process die while scoring (a native crash), its supervisor knows which posts it was on.
-            self._note_in_flight([p.accepted.source.message_id for p in batch])
+            self._in_flight.note([p.accepted.source.message_id for p in batch])
+            self._batch_in_flight = True
         outcomes = self.score(batch)
         for outcome in outcomes:
             if isinstance(outcome, Scored):

@@ -65,9 +65,8 @@ class Outputs:
         self._dead_letters_limit = limits[dead_letters_topic]
 
     @classmethod
-    def for_settings(cls, settings: Settings, produce: Produce) -> Outputs:
-        topics = [settings.topic_results, settings.topic_dead_letters]
-        return cls(produce, settings.topic_results, settings.topic_dead_letters, topic_message_limits(settings, topics))
+    def for_settings(cls, settings: Settings, produce: Produce, limits: dict[str, int]) -> Outputs:
+        return cls(produce, settings.topic_results, settings.topic_dead_letters, limits)
 
     def encode_result(self, result: SentimentResult) -> Outgoing:
         """Raises ``ResultTooLarge`` when the result would not fit."""

@@ -94,6 +94,9 @@ class InFlight:
     def note(self, messages: list[str]) -> None:
         self.path.write_text("\n".join(messages))
 
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
     def take(self) -> list[str]:
         """The messages noted last (and forget them): what the worker was on when it died."""
         try:

@@ -32,7 +32,7 @@ def validate_result(raw: bytes | None) -> dict[str, Any] | InvalidResult:
     if not raw:
         return empty_result(raw)
     try:
-        result = SentimentResult.model_validate_json(raw)
+        result = SentimentResult.model_validate_json(raw, strict=True)  # a time given as a string is not a result
     except ValidationError as exc:
         error = exc.errors()[0]
         field = ".".join(str(part) for part in error["loc"]) or "result"

@@ -90,7 +90,7 @@ def run_classifier(settings: Settings, identity: WorkerIdentity, careful: bool) 
     logger.info("Classifier worker %d: model %s, batch %d, max wait %d ms, %s", os.getpid(), classifier.name,
                 settings.batch_size, settings.batch_max_wait_ms, settings.processing_guarantee)
     gate = PoisonGate(ledger_for(settings), settings.poison_crash_limit)
-    classifier_application(settings, classifier, identity.member, gate, files.in_flight.note).run()
+    classifier_application(settings, classifier, identity.member, gate, files.in_flight).run()
 
 
 def _run_carefully(settings: Settings, classifier: BatchClassifier, files: WorkerFiles, member: str) -> None:
@@ -106,8 +106,9 @@ def _run_carefully(settings: Settings, classifier: BatchClassifier, files: Worke
             app.stop()
 
     gate = PoisonGate(ledger_for(settings), settings.poison_crash_limit, files.in_flight)
-    app = classifier_application(settings, classifier, member, gate, files.in_flight.note,
-                                 on_message_processed=count, one_message_per_checkpoint=True)
+    # The gate notes each message in flight before it is processed (validation, scoring and commit alike).
+    app = classifier_application(settings, classifier, member, gate, on_message_processed=count,
+                                 one_message_per_checkpoint=True)
     app.run(timeout=CAREFUL_IDLE_SECONDS, collect=False)
     files.in_flight.take()  # it ended cleanly: nothing was left half done
     logger.info("Careful mode over")

@@ -3,8 +3,8 @@
 The real pipeline (two classifier workers, the tiny model) and the real producer run against the
 session's three-node cluster (replication factor 3, min ISR 2) while one node is killed without
 warning: under at-least-once the node coordinating the pipeline's consumer group; under exactly-once a
-node leading partitions of the raw topic, the node coordinating the first worker's transactions, and the
-group coordinator, whose death can hang a worker in librdkafka until the pipeline's transaction watchdog
+node leading partitions of the raw topic, and the coordinators (of the group, of the first worker's
+transactions), whose death can hang a worker in librdkafka until the pipeline's transaction watchdog
 restarts it. The cluster must stay available on two nodes, and once the node is back and the group has
 caught up, every post in the raw topic must have exactly one outcome, visible at that moment as any
 downstream reader reads it (``read_committed``: no transaction left open): exactly once with
@@ -45,7 +45,8 @@ from tests.faults.support import (
 # What a worker stuck in a transaction and its supervisor say when the watchdog ends it.
 WATCHDOG_EXIT = ("Stuck in Kafka", "exit code 75", "restarting in")
 RATE = 40.0  # posts/s: steady, well within what two tiny-model workers score on two busy cores
-BEFORE_KILL_S = 6.0
+# While the node is down, the stream must go on: this many seconds' worth of posts delivered and (unless a
+# worker may restart meanwhile) scored before it comes back; as much again delivered after.
 DOWN_S = 12.0
 AFTER_RESTART_S = 5.0
 
@@ -65,8 +66,7 @@ def choose_victim(settings: Settings, role: str) -> int:
 
 
 @pytest.mark.parametrize(
-    ("guarantee", "victim_role"),
-    [("at-least-once", "group-coordinator"), ("exactly-once", "partition-leader"), ("exactly-once", "transaction-coordinator")],
+    ("guarantee", "victim_role"), [("at-least-once", "group-coordinator"), ("exactly-once", "partition-leader")]
 )
 def test_a_broker_killed_mid_stream_and_restarted_loses_nothing(
     guarantee: str, victim_role: str, three_nodes: ThreeNodes, fault_settings: Settings, tmp_path: Path
@@ -74,13 +74,16 @@ def test_a_broker_killed_mid_stream_and_restarted_loses_nothing(
     kill_one_broker_mid_stream(guarantee, victim_role, three_nodes, fault_settings, tmp_path)
 
 
-def test_exactly_once_survives_its_group_coordinators_death(
-    three_nodes: ThreeNodes, fault_settings: Settings, tmp_path: Path
+@pytest.mark.parametrize("coordinator", ["group-coordinator", "transaction-coordinator"])
+def test_exactly_once_survives_the_death_of_a_coordinator(
+    coordinator: str, three_nodes: ThreeNodes, fault_settings: Settings, tmp_path: Path
 ) -> None:
-    # librdkafka #5511/#5456: send_offsets_to_transaction() may never return once the coordinator is
-    # gone; the watchdog then ends the worker and the supervisor starts a fresh one.
+    # librdkafka #5511/#5456: send_offsets_to_transaction() may never return once the group coordinator is gone,
+    # and commit_transaction() waits out its whole timeout on a dead transaction coordinator (seen here: 60 s,
+    # with the new coordinator elected within 10 s); the watchdog then ends the worker and the supervisor starts
+    # a fresh one, which finds the new coordinator.
     settings = fault_settings.model_copy(update={"transaction_stall_seconds": 15.0})
-    kill_one_broker_mid_stream("exactly-once", "group-coordinator", three_nodes, settings, tmp_path, workers_may_restart=True)
+    kill_one_broker_mid_stream("exactly-once", coordinator, three_nodes, settings, tmp_path, workers_may_restart=True)
 
 
 def kill_one_broker_mid_stream(
@@ -93,22 +96,30 @@ def kill_one_broker_mid_stream(
     with running(settings, "pipeline", "--workers", "2", "--no-stats", log=log) as pipeline:
         wait_until_ready(settings)
         producer.start()
-        time.sleep(BEFORE_KILL_S)
-        victim = choose_victim(settings, victim_role)
         workers_before = wait_for(lambda: pipeline_workers(pipeline) if len(pipeline_workers(pipeline)) == 2 else None, 30, "two workers")
+        results_before = len(read_all(settings, settings.topic_results))
+        wait_for(lambda: len(read_all(settings, settings.topic_results)) >= results_before + 2 * RATE, 60,
+                 "the stream to flow before the kill", interval=1.0)
+        victim = choose_victim(settings, victim_role)
 
         three_nodes.kill(victim)
         killed_at = time.monotonic()
         delivered_at_kill = producer.stats().delivered
         results_at_kill = len(read_all(settings, settings.topic_results))
-        time.sleep(max(0.0, DOWN_S - (time.monotonic() - killed_at)))
         # Two of three nodes hold min ISR: producing and processing go on while the node is down.
+        wait_for(lambda: producer.stats().delivered >= delivered_at_kill + RATE * DOWN_S, 120,
+                 "the producer to keep delivering with one node of three down", interval=1.0)
+        if not workers_may_restart:
+            wait_for(lambda: len(read_all(settings, settings.topic_results)) >= results_at_kill + RATE * DOWN_S, 120,
+                     "the pipeline to keep processing with one node of three down", interval=1.0)
         delivered_while_down = producer.stats().delivered - delivered_at_kill
         results_while_down = len(read_all(settings, settings.topic_results)) - results_at_kill
 
         three_nodes.start(victim)
         restarted_after = time.monotonic() - killed_at
-        time.sleep(AFTER_RESTART_S)
+        delivered_at_restart = producer.stats().delivered
+        wait_for(lambda: producer.stats().delivered >= delivered_at_restart + RATE * AFTER_RESTART_S, 120,
+                 "the stream to go on with the node back", interval=1.0)
         stats = producer.stop(timeout=120)
         caught_up_in = wait_until_caught_up(settings, settings.consumer_group, settings.topic_posts, timeout=120)
         assert group_lag(settings, settings.consumer_group, settings.topic_posts) == 0
@@ -132,13 +143,11 @@ def kill_one_broker_mid_stream(
         f"open transactions hide results from read_committed readers after catch-up: {hidden}")
     accounting.assert_every_post_accounted_for()
     assert sum(accounting.produced.values()) == stats.delivered + 1  # + the canary
-    assert delivered_while_down > 0, "the producer must keep delivering with one node of three down"
     letters = read_all(settings, settings.topic_dead_letters)
     assert letters and all(RejectReason.TEXT_TOO_LONG.value in m.value().decode() for m in letters)
     if workers_may_restart:
         assert not log_problems(log, expected=(*BROKER_CONNECTION_ERRORS, *WATCHDOG_EXIT)), f"unexpected errors in {log}"
     else:
-        assert results_while_down > 0, "the pipeline must keep processing with one node of three down"
         assert restarts == 0, f"no worker may die of one broker's crash; log: {log}"
         assert not log_problems(log, expected=BROKER_CONNECTION_ERRORS), f"unexpected errors in {log}"
     if guarantee == "exactly-once":
