@@ -161,7 +161,7 @@ class Supervisor:
             return
 
         worker.last_exit = describe_exit(code)
-        worker.last_error = report["error"] if report else worker.last_exit
+        worker.last_error = report["error"] if report else None  # a process killed by a signal says nothing
         worker.last_error_at = time.time()
         if now - worker.started_at > HEALTHY_RUN_SECONDS:
             worker.backoff_step = 0
@@ -170,12 +170,11 @@ class Supervisor:
         worker.restart_at = now + delay
         worker.restarts.append(now)
         worker.restarts_total += 1
-        why = worker.last_exit if report is None else f"{worker.last_exit}: {worker.last_error}"
+        why = worker.last_exit if worker.last_error is None else f"{worker.last_exit}: {worker.last_error}"
         logger.warning("%s worker %d (pid %d) ended, %s; restarting in %d s", worker.role, worker.identity.slot, pid,
                        why, delay)
         if worker.role == "classify" and self._may_be_data(code, report):
-            for message in in_flight:
-                self._count_crash(worker, message)
+            self._count_crash(worker, in_flight)
             worker.careful = True
 
     def _may_be_data(self, code: int, report: dict[str, Any] | None) -> bool:
@@ -183,15 +182,22 @@ class Supervisor:
             return False
         return not (report and report.get("infrastructure"))
 
-    def _count_crash(self, worker: Worker, message: str) -> None:
-        crashes = self._ledger.record_crash(message, worker.last_error or "")
-        worker.stuck_at = message
+    def _count_crash(self, worker: Worker, in_flight: list[str]) -> None:
+        """Count the crash against what the worker was processing: a batch, or in careful mode one message."""
+        cause = worker.last_error or worker.last_exit or "unknown"
         limit = self.settings.poison_crash_limit
-        if crashes >= limit:
-            worker.poisoned += 1
-            logger.error("%s crashed a worker %d times: the next worker dead-letters it (poison_message)", message, crashes)
-        else:
-            logger.warning("%s crashed a worker (%d of %d before it is set aside)", message, crashes, limit)
+        crashes = {message: self._ledger.record_crash(message, cause) for message in in_flight}
+        if len(crashes) > 1:
+            logger.warning("The crash is counted against the %d messages of the batch being scored (%s ... %s); "
+                           "careful mode will find which one it was", len(crashes), in_flight[0], in_flight[-1])
+        for message, count in crashes.items():
+            if count >= limit:
+                worker.poisoned += 1
+                logger.error("%s crashed a worker %d times: the next worker dead-letters it (poison_message)", message, count)
+            elif len(crashes) == 1:
+                logger.warning("%s crashed a worker (%d of %d before it is set aside)", message, count, limit)
+        if len(crashes) == 1:
+            worker.stuck_at = in_flight[0]
 
     # --- reporting ----------------------------------------------------------------------------------
 
