@@ -1,17 +1,21 @@
-# The two commands in the README: `make run` (everything, Ctrl-C stops it) and `make test` (the whole suite).
+# The two commands in the README: `make run` (everything, Ctrl-C stops it) and `make test` (the whole suite, every
+# tier; what CI runs). `make test-fast` is the unit tier alone (no Kafka), for a quick check while working.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test setup model bench kafka-start kafka-stop kafka-status pipeline producer clean help
+.PHONY: run test test-fast setup model bench kafka-start kafka-stop kafka-status pipeline producer clean help
 
 run: setup ## set up, start local Kafka, build the model if missing, run pipeline + producer
 	$(PY) run.py
 
-test: setup ## run the whole test suite (it starts its own Kafka on port 19092)
+test: setup ## run the whole test suite, every tier (it starts its own Kafka on port 19092); CI runs this
 	./scripts/install-test-tools.sh
 	$(PY) -m pytest
+
+test-fast: $(INSTALLED) ## the unit tier alone: no Kafka, under a minute
+	$(PY) -m pytest -m unit
 
 setup: $(INSTALLED) ## virtualenv with pinned requirements, and the Kafka jars
 	$(PY) -m kafka_local fetch >/dev/null

@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
             run["latency"] = latency.measure(servers, model, rate, 10 if quick else 60, 5 if quick else 100)
         if "producer" in args.only:
             print("Producer throughput", flush=True)
-            run["producer"] = producer_throughput.measure(servers, 5_000 if quick else 500_000)
+            run["producer"] = {**producer_throughput.measure(servers, 5_000 if quick else 500_000),
+                               "pacing": producer_throughput.pacing(servers, (200, 2000), 1 if quick else 10)}
         if "dashboard" in args.only:
             from bench import dashboard_ingest
 

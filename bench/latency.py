@@ -24,15 +24,18 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 
 class ResultWatcher(threading.Thread):
-    """Reads the results topic from its end, noting when each result became visible to a consumer."""
+    """Reads the results topic (from its end, or ``from_start``), noting when each result became visible to a
+    consumer; ``received`` counts every result read, repeats included."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, from_start: bool = False):
         super().__init__(daemon=True)
         self._consumer = Consumer({**settings.kafka_client_config(), "group.id": f"bench-watch-{uuid.uuid4().hex}",
-                                   "auto.offset.reset": "latest", "enable.auto.commit": False})
+                                   "auto.offset.reset": "earliest" if from_start else "latest",
+                                   "enable.auto.commit": False})
         self._consumer.subscribe([settings.topic_results], on_assign=self._on_assign)
         self.assigned = threading.Event()
         self.seen: dict[str, tuple[float, SentimentResult]] = {}
+        self.received = 0
         self._arrived = threading.Condition()
         self._stopping = threading.Event()
 
@@ -47,6 +50,7 @@ class ResultWatcher(threading.Thread):
                     result = SentimentResult.model_validate_json(message.value())
                     with self._arrived:
                         self.seen[result.post_id] = (seen_at, result)
+                        self.received += 1
                         self._arrived.notify_all()
         self._consumer.close()
 
@@ -54,6 +58,12 @@ class ResultWatcher(threading.Thread):
         with self._arrived:
             self._arrived.wait_for(lambda: post_id in self.seen, timeout)
             return self.seen[post_id][0] if post_id in self.seen else None
+
+    def wait_for_count(self, posts: int, timeout: float) -> list[SentimentResult]:
+        """The results of ``posts`` distinct posts (fewer if ``timeout`` passes first)."""
+        with self._arrived:
+            self._arrived.wait_for(lambda: len(self.seen) >= posts, timeout)
+            return [result for _, result in self.seen.values()]
 
     def stop(self) -> None:
         self._stopping.set()

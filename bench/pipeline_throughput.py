@@ -1,4 +1,7 @@
-"""Pipeline throughput: pre-produced posts, read from the earliest offset, until the last result."""
+"""Pipeline throughput: pre-produced posts, read from the earliest offset, until the last result.
+
+The results are watched as the latency benchmark watches them (``ResultWatcher``), from the topic's start.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +10,11 @@ import sys
 from pathlib import Path
 
 from bench.environment import fresh_settings, produce_raw
+from bench.latency import ResultWatcher
 from bench.model_throughput import sample_texts
 from bench.profile import WorkerProfiler
-from common.contract import Post, SentimentResult
+from common.contract import Post
 from common.settings import PROJECT_ROOT, Settings
-from common.topic_reader import read_topic
 
 # The profile starts once the worker has loaded its model and runs inside the measured minute of work.
 PROFILE_DELAY, PROFILE_SECONDS = 20.0, 30.0
@@ -35,16 +38,18 @@ def measure(bootstrap_servers: str, model: str, posts: int, workers: int, torch_
     profiler = WorkerProfiler(pipeline.pid, PROFILE_DELAY, PROFILE_SECONDS, profile_to) if profile_to else None
     if profiler:
         profiler.start()
+    watcher = ResultWatcher(settings, from_start=True)
+    watcher.start()
     try:
-        messages = read_topic(settings, settings.topic_results, posts, timeout=posts / 5 + 120)
+        results = watcher.wait_for_count(posts, timeout=posts / 5 + 120)
         if profiler:
             profiler.join()
     finally:
         pipeline.terminate()
         pipeline.wait(60)
-    results = [SentimentResult.model_validate_json(m.value()) for m in messages]
-    if len({r.post_id for r in results}) < posts:
-        raise RuntimeError(f"only {len({r.post_id for r in results})} of {posts} posts got a result")
+        watcher.stop()
+    if len(results) < posts:
+        raise RuntimeError(f"only {len(results)} of {posts} posts got a result")
     # Results of one model batch share processed_at: time from the end of the first batch to the
     # end of the last, over the posts scored in between, excludes process start and model loading.
     first = min(r.processed_at for r in results)
@@ -57,5 +62,5 @@ def measure(bootstrap_servers: str, model: str, posts: int, workers: int, torch_
           f"{mean_batch:.0f} posts per batch on average", flush=True)
     return {"workers": workers, "torch_threads": torch_threads, "posts": posts, "batch_size": settings.batch_size,
             "model_batch_size": settings.model_batch_size, "mean_batch": mean_batch, "posts_per_second": rate,
-            "seconds": last - first, "duplicates": len(results) - len({r.post_id for r in results}),
+            "seconds": last - first, "duplicates": watcher.received - len(results),
             **({"profile": profiler.result} if profiler else {})}

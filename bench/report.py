@@ -59,6 +59,13 @@ def summary_rows(run: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         rows.append(("Producer, small JSON posts to one broker", f"{producer['posts_per_second']:,.0f} posts/s, "
                      f"{producer['megabytes_per_second']:.1f} MB/s", ">= 100,000 posts/s",
                      "yes" if producer["posts_per_second"] >= 100_000 else "no"))
+        pacing = producer.get("pacing")
+        if pacing:
+            switch = pacing["switch"]
+            rows.append((f"Paced producer, posts/s sent over {pacing['seconds']:g} s at each target; rate changed while running",
+                         ", ".join(f"{r['target']:g}: {r['posts_per_second']:.1f}" for r in pacing["runs"])
+                         + f"; {switch['from']:g} -> {switch['to']:g}: {switch['before']:.1f} -> {switch['after']:.1f}",
+                         "within 5 %", "yes" if pacing["worst_error"] <= 0.05 else "no"))
     dashboard = run.get("dashboard")
     if dashboard:
         rows.append((f"Dashboard consumer, {dashboard['results']:,} results",

@@ -6,7 +6,6 @@ histogram. Adding a result is a few increments; reading a time range sums bucket
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
@@ -15,8 +14,6 @@ import numpy as np
 from common.contract import LABELS
 from dashboard.histogram import CONFIDENCE_BINS, LATENCY_BINS, confidence_bin, latency_bin
 from dashboard.records import LABEL_INDEX, ResultRecord
-
-logger = logging.getLogger(__name__)
 
 POLARITY = len(LABELS)
 CONFIDENCE_START = POLARITY + 1

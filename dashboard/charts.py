@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime, tzinfo
 
 import numpy as np
@@ -13,8 +12,6 @@ import streamlit as st
 from common.contract import LABELS
 from dashboard.buckets import BucketSeries
 from dashboard.histogram import CONFIDENCE_BINS, latency_percentile
-
-logger = logging.getLogger(__name__)
 
 LABEL_COLORS = {"POSITIVE": "#2ecc71", "NEUTRAL": "#95a5a6", "NEGATIVE": "#e74c3c"}
 LABEL_MARKDOWN_COLORS = {"POSITIVE": "green", "NEUTRAL": "gray", "NEGATIVE": "red"}  # for st.metric

@@ -7,7 +7,6 @@ runs them, never a page.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -16,8 +15,6 @@ from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicP
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from common.topics import partition_lag
-
-logger = logging.getLogger(__name__)
 
 TopicPartitionKey = tuple[str, int]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 from datetime import datetime
@@ -18,8 +17,6 @@ from dashboard.background import ThreadHealth
 from dashboard.cluster_monitor import ClusterSnapshot
 from dashboard.pipeline_health import PipelineHealth, PipelineState, TroubledWorker
 from dashboard.producer_control import ProducerState
-
-logger = logging.getLogger(__name__)
 
 THRESHOLDS_KEY = "alert_thresholds"
 RAN_THROUGH_APP_KEY = "ran_through_app"
@@ -41,6 +38,9 @@ def run_through_app() -> None:
     titles, no logging set-up, no producer autostart). app.py's ``st.navigation`` turns that mode off for
     the server; here we turn it off and rerun once per session, so the first visitor gets the real app at
     the same page. (Once per session: Streamlit's AppTest resets the mode before every run.)
+
+    Streamlit offers no public handle on that mode: this is the app's one use of ``PagesManager.uses_pages_directory``
+    (streamlit 1.67.0); tests/dashboard/test_run_through_app.py breaks if an upgrade changes it.
     """
     if PagesManager.uses_pages_directory and not st.session_state.get(RAN_THROUGH_APP_KEY):
         st.session_state[RAN_THROUGH_APP_KEY] = True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 
@@ -13,8 +12,6 @@ from dashboard import charts, resources, widgets
 from dashboard.adhoc import MAX_BATCH, SubmissionError, batch_lines
 from dashboard.histogram import format_latency
 from dashboard.records import DeadLetterRecord, ResultRecord
-
-logger = logging.getLogger(__name__)
 
 widgets.run_through_app()
 

@@ -5,7 +5,6 @@ Everything comes from the server's cluster monitor snapshot: this page never wai
 
 from __future__ import annotations
 
-import logging
 import time
 
 import pandas as pd
@@ -16,8 +15,6 @@ from dashboard.background import ThreadHealth
 from dashboard.cluster_monitor import ClusterSnapshot
 from dashboard.monitoring import GroupView
 from dashboard.pipeline_health import is_live
-
-logger = logging.getLogger(__name__)
 
 widgets.run_through_app()
 

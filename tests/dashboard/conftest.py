@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 import streamlit as st
@@ -14,8 +12,6 @@ from confluent_kafka import Producer
 
 from common.contract import Post
 from common.settings import Settings, get_settings
-
-T = TypeVar("T")
 
 TEXTS = [
     "I absolutely love this, what a wonderful day!",
@@ -61,12 +57,3 @@ def send_posts(settings: Settings, posts: list[Post]) -> None:
 
 def make_posts(count: int, source: str = "twitter") -> list[Post]:
     return [Post(author=f"author-{i % 5}", source=source, text=TEXTS[i % len(TEXTS)]) for i in range(count)]
-
-
-def wait_until(probe: Callable[[], T], timeout: float = 60.0, what: str = "the condition") -> T:
-    """Poll ``probe`` until it returns something truthy (returned), or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not (value := probe()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-    return value

@@ -17,7 +17,7 @@ from dashboard.cluster_monitor import ClusterMonitor, ClusterSnapshot
 from dashboard.pipeline_health import PipelineState
 from dashboard.results_feed import ResultsFeed
 from pipeline.application import STATS_GROUP_SUFFIX
-from tests.dashboard.conftest import wait_until
+from tests.waiting import wait_for
 from tests.dashboard.heartbeats import heartbeat, publish, worker
 from tests.dashboard.test_logic import result_json
 
@@ -40,8 +40,8 @@ def fresh_snapshot(monitor: ClusterMonitor) -> ClusterSnapshot:
     Complete: on a fresh cluster the group coordinator needs a moment before it describes groups.
     """
     since = monitor.snapshot().taken_at or 0.0
-    started_after = wait_until(lambda: (s := monitor.snapshot()).kafka_ok and s.taken_at > since and s, 30, "a new snapshot")
-    return wait_until(
+    started_after = wait_for(lambda: (s := monitor.snapshot()).kafka_ok and s.taken_at > since and s, 30, "a new snapshot")
+    return wait_for(
         lambda: (s := monitor.snapshot()).kafka_ok and s.taken_at > started_after.taken_at and not s.problems and s, 30,
         "a complete new snapshot",
     )
@@ -143,7 +143,7 @@ def test_the_monitor_outlives_an_unexpected_error(
 
     monkeypatch.setattr(cluster_monitor, "interpret", fails_once)
     with caplog.at_level(logging.ERROR, logger="dashboard.background"):
-        health = wait_until(lambda: (h := monitor.thread_health()).restarts and h, 30, "a restart")
+        health = wait_for(lambda: (h := monitor.thread_health()).restarts and h, 30, "a restart")
         assert health.failing and health.last_error == "RuntimeError: injected"
         assert "cluster-monitor stopped by an unexpected error" in caplog.text
     recovered = fresh_snapshot(monitor)
@@ -174,10 +174,10 @@ def test_the_results_feed_outlives_an_unexpected_error_and_counts_nothing_twice(
     monkeypatch.setattr(ResultsFeed, "ingest_dead_letters", fails_after_ingesting_once)
     feed = ResultsFeed(settings, dedup_size=5).start()  # remembers too few ids to hide a rewind
     try:
-        wait_until(lambda: feed.status().thread.restarts == 1 and feed.status().thread.last_success_at, 60, "a restart and a success")
+        wait_for(lambda: feed.status().thread.restarts == 1 and feed.status().thread.last_success_at, 60, "a restart and a success")
         producer.produce(settings.topic_results, result_json("after"), b"ann")
         producer.flush(10)
-        status = wait_until(lambda: (s := feed.status()).results == 21 and s, 30, "the result sent after the restart")
+        status = wait_for(lambda: (s := feed.status()).results == 21 and s, 30, "the result sent after the restart")
         assert (status.dead_letters, status.thread.failing, status.thread.last_error) == (1, False, "RuntimeError: injected")
     finally:
         feed.stop()

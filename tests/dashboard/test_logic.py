@@ -10,7 +10,6 @@ import random
 import time
 
 import numpy as np
-import psutil
 import pytest
 
 from common.contract import LABELS
@@ -181,30 +180,27 @@ def test_latency_is_result_time_minus_produced_time() -> None:
     assert parsed.polarity == pytest.approx(0.9) and record(label="NEGATIVE", score=0.6).polarity == pytest.approx(-0.6)
 
 
-def test_a_million_results_keep_memory_bounded() -> None:
-    # How fast it ingests and how long a snapshot takes are measured by `make bench`, not asserted here.
-    results = feed(ring_size=20_000, dedup_size=200_000, history_seconds=900)
+def test_the_feed_stays_within_its_bounds_whatever_it_ingests() -> None:
+    # Ten times past every bound. A million results, how fast they are ingested, the memory they take and how long a
+    # snapshot takes are measured by `make bench` (bench/dashboard_ingest.py), not asserted here.
+    results = feed(ring_size=2_000, dedup_size=20_000, history_seconds=900)
     rng = random.Random(3)
-    start = time.time() - 900
+    start = time.time() - 600  # 90 s of results, well inside the 15 minutes of history
     template = result_json("ID", text="x" * 120).decode()
     messages = [
-        (template.replace('"ID"', f'"{i}"').replace('"POSITIVE"', f'"{rng.choice(LABELS)}"').encode(), start + i * 0.0009)
-        for i in range(100_000)
+        (template.replace('"ID"', f'"{i}"').replace('"POSITIVE"', f'"{rng.choice(LABELS)}"').encode(), start + i * 0.009)
+        for i in range(10_000)
     ]
-    process = psutil.Process()
-    for round_ in range(10):  # 1,000,000 results (ids made unique per round)
+    for round_ in range(20):  # 200,000 results (ids made unique per round)
         batch = [(value.replace(b'"post_id": "', f'"post_id": "{round_}-'.encode()), at) for value, at in messages]
         for index in range(0, len(batch), 2000):
             results.ingest_results(batch[index : index + 2000])
-        if round_ == 3:  # past every bound (the dedup memory fills at 200,000)
-            rss_early = process.memory_info().rss
-    assert results.status().results == 1_000_000
-    assert len(results._ring) == 20_000 and len(results._seen) == 200_000
+    assert results.status().results == 200_000
+    assert len(results._ring) == 2_000 and len(results._seen) == 20_000
     assert len(results._buckets) <= 960
-    assert process.memory_info().rss - rss_early < 64 * 2**20, "memory keeps growing with the number of results"
     snapshot = results.snapshot(900)
     frame = resample(snapshot.series, snapshot.since, snapshot.now, 10)
-    assert snapshot.series.total > 0 and len(frame) > 0 and len(snapshot.latest) == 200
+    assert snapshot.series.total == frame["total"].sum() == 200_000 and len(snapshot.latest) == 200
 
 
 # --- alerts, monitoring, ad-hoc -------------------------------------------------------------------

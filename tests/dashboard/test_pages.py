@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -17,9 +18,11 @@ import dashboard.cluster_monitor
 import dashboard.results_feed
 from common.contract import LABELS
 from common.settings import PROJECT_ROOT, Settings
+from dashboard import resources
 from tests.dashboard.conftest import make_posts, send_posts, use_settings
-from common.topic_reader import read_topic
 from tests.processes import running
+from tests.topic_reader import read_all
+from tests.waiting import wait_for
 
 PAGES = ["pages/live.py", "pages/producer.py", "pages/analyze.py", "pages/monitoring.py"]
 
@@ -84,12 +87,12 @@ def test_live_page_shows_the_pipelines_results_counted_once(app_settings: Settin
         assert set(latest["text"]) <= {post.text for post in posts} and len(latest) == 60
         assert {label for labels in latest["label"] for label in labels} <= set(LABELS)
 
-        # At-least-once delivery may repeat a result: the page still counts each post once.
-        result = read_topic(app_settings, app_settings.topic_results, 1)[0]
+        # At-least-once delivery may repeat a result: once the server has read it, the page still counts each post once.
+        result = read_all(app_settings, app_settings.topic_results)[0]
         producer = Producer(app_settings.kafka_client_config())
         producer.produce(app_settings.topic_results, result.value(), result.key())
         producer.flush(10)
-        time.sleep(3)
+        wait_for(lambda: resources.results_feed().status().duplicates == 1, 30, "the repeated result to be read")
         app.run()
         assert metric(app, "Posts") == "60"
 
@@ -107,13 +110,16 @@ def test_analyze_page_gets_a_real_label_through_the_pipeline(app_settings: Setti
     with running(app_settings, "pipeline", "--workers", "1", "--no-stats"):
         app = open_page("pages/analyze.py")
         app.text_area(key="analyze-text").input("I absolutely love this, what a wonderful day!")
+        clicked_at = time.time()
         app.button[0].click().run()
         assert not app.error, [e.value for e in app.error]
         rerun_until(app, lambda app: metric(app, "Label") is not None, timeout=60)
+        seen_within = time.time() - clicked_at
         label = metric(app, "Label")
         assert any(f"[{name}]" in label for name in LABELS), label
         history = app.dataframe[0].value
-        assert list(history["status"]) == ["done"] and history["latency"][0] > 0
+        # Kafka's timestamps: the post's after the click, its result's before the page showed it (to the millisecond).
+        assert list(history["status"]) == ["done"] and 0 < history["latency"][0] <= seen_within + 0.001
 
         app.toggle(key="analyze-batch").set_value(True).run()
         app.text_area(key="analyze-text").input("Great job team\n\nThe train leaves at four\nI hate waiting")
@@ -130,7 +136,7 @@ def test_analyze_page_refuses_too_long_or_empty_text_with_a_message(app_settings
     app.text_area(key="analyze-text").input("   ")
     app.button[0].click().run()
     assert any("Type some text" in e.value for e in app.error)
-    assert read_topic(app_settings, app_settings.topic_posts, 1, timeout=3) == []
+    assert read_all(app_settings, app_settings.topic_posts) == []
 
 
 def test_analyze_page_renders_user_text_as_text_only(app_settings: Settings) -> None:
@@ -161,15 +167,20 @@ def test_producer_page_starts_changes_and_stops_the_real_producer(app_settings: 
     other_tab.button(key="producer-stop").click().run()
     rerun_until(app, lambda app: any("Stopped" in header.value for header in app.subheader), timeout=30)
     assert int(metric(app, "Failed")) == 0
-    assert len(read_topic(app_settings, app_settings.topic_posts, int(metric(app, "Delivered").replace(",", "")))) > 0
+    assert len(read_all(app_settings, app_settings.topic_posts)) == int(metric(app, "Delivered").replace(",", ""))
 
 
 def test_producer_starts_itself_once_when_autostart_is_set(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch, release_server_objects: None
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, release_server_objects: None, caplog: pytest.LogCaptureFixture
 ) -> None:
     use_settings(settings.model_copy(update={"producer_autostart": True, "producer_rate": 25.0}), monkeypatch)
-    app = open_page("pages/live.py")
-    app = open_page("pages/producer.py")
+    with caplog.at_level(logging.INFO, logger="dashboard"):
+        tabs = [open_page("pages/live.py"), open_page("pages/producer.py"), open_page("pages/producer.py")]
+        for tab in tabs:
+            tab.run()
+    starts = [r.getMessage() for r in caplog.records if r.getMessage().startswith(("Producer started", "Producer autostart"))]
+    assert starts == ["Producer started: Shipped data set at 25 posts/s"], "one server, one producer, started once"
+    app = tabs[-1]
     assert any("Running — Shipped data set" in header.value for header in app.subheader)
     assert metric(app, "Target") == "25/s"
 
@@ -208,7 +219,7 @@ def test_monitoring_browses_dead_letters(app_settings: Settings) -> None:
     producer.produce(app_settings.topic_posts, b"{not json", b"k")
     producer.flush(10)
     with running(app_settings, "pipeline", "--workers", "1", "--no-stats"):
-        read_topic(app_settings, app_settings.topic_dead_letters, 1, timeout=90)
+        read_all(app_settings, app_settings.topic_dead_letters, timeout=90, at_least=1)
         app = open_page("pages/monitoring.py")
         rerun_until(app, lambda app: metric(app, "Dead letters") == "1", timeout=30)
         rerun_until(app, lambda app: table(app, "dead-letters") is not None, timeout=30)

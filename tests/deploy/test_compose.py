@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from common.settings import PROJECT_ROOT, Settings
+from tests.conftest import require_tool
 
 COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yml"
 DOCKERFILE = PROJECT_ROOT / "Dockerfile"
@@ -38,9 +39,7 @@ ENTRY_POINTS = {
 
 def compose_binary() -> str:
     binary = shutil.which("docker-compose")
-    if binary is None:
-        pytest.skip("docker-compose is not installed (Debian: apt-get install -y docker-compose); "
-                    "the file's content is still checked by the other tests")
+    require_tool(binary is not None, "docker-compose", "apt-get install -y docker-compose (scripts/install-test-tools.sh)")
     return binary
 
 

@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from common.settings import PROJECT_ROOT, Settings, get_settings
 from dashboard import resources
-from tests.dashboard.conftest import wait_until
+from tests.waiting import wait_for
 
 # Product code (tests build their clients from the same settings, but are not shipped).
 PRODUCT_CODE = ["app.py", "run.py", "common", "pipeline", "producer", "dashboard", "pages", "sentiment_model", "kafka_local", "bench"]
@@ -32,12 +32,32 @@ def python_files() -> list:
     return files
 
 
-def client_constructions() -> list[tuple[str, int, str, str]]:
-    """(file, line, client class, source of the enclosing function) of every Kafka client construction."""
+def uses_kafka_client_config(node: ast.AST) -> bool:
+    """``node`` calls ``<something>.kafka_client_config()`` (in code: a comment or a string does not count)."""
+    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "kafka_client_config"
+               for n in ast.walk(node))
+
+
+def configured_from_settings(call: ast.Call, scope: ast.AST) -> bool:
+    """A client's configuration comes from ``kafka_client_config()``: an argument calls it, or is a name the
+    enclosing function assigns from an expression that calls it (PostProducer builds ``self.config`` first)."""
+    assignments = [node for node in ast.walk(scope) if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value]
+    for argument in [*call.args, *(keyword.value for keyword in call.keywords)]:
+        if uses_kafka_client_config(argument):
+            return True
+        name = ast.unparse(argument)
+        for node in assignments:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(ast.unparse(target) == name for target in targets) and uses_kafka_client_config(node.value):
+                return True
+    return False
+
+
+def client_constructions() -> list[tuple[str, int, str, bool]]:
+    """(file, line, client class, configured from the settings?) of every Kafka client construction."""
     found = []
     for path in python_files():
-        source = path.read_text()
-        tree = ast.parse(source)
+        tree = ast.parse(path.read_text())
         functions = [node for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
         for call in (node for node in ast.walk(tree) if isinstance(node, ast.Call)):
             name = call.func.id if isinstance(call.func, ast.Name) else getattr(call.func, "attr", None)
@@ -45,16 +65,15 @@ def client_constructions() -> list[tuple[str, int, str, str]]:
                 continue
             enclosing = [f for f in functions if f.lineno <= call.lineno <= (f.end_lineno or f.lineno)]
             scope = min(enclosing, key=lambda f: (f.end_lineno or 0) - f.lineno) if enclosing else tree
-            # A class's client may be configured in __init__ from a dict built there (PostProducer).
-            found.append((str(path.relative_to(PROJECT_ROOT)), call.lineno, name, ast.get_source_segment(source, scope) or source))
+            found.append((str(path.relative_to(PROJECT_ROOT)), call.lineno, name, configured_from_settings(call, scope)))
     return found
 
 
 def test_every_kafka_client_is_built_from_the_shared_security_settings() -> None:
     clients = client_constructions()
     assert {name for _, _, name, _ in clients} >= {"Producer", "Consumer", "AdminClient", "Application"}
-    missing = [f"{file}:{line} {name}(...)" for file, line, name, scope in clients if "kafka_client_config()" not in scope]
-    assert not missing, f"Kafka clients that do not use Settings.kafka_client_config(): {missing}"
+    missing = [f"{file}:{line} {name}(...)" for file, line, name, configured in clients if not configured]
+    assert not missing, f"Kafka clients not configured from Settings.kafka_client_config(): {missing}"
 
 
 def test_quix_keeps_every_security_setting() -> None:
@@ -128,7 +147,7 @@ def test_the_sasl_password_is_in_no_repr_log_line_or_cache_key(
         app.run()  # the server's start: settings logged, producer, results feed and cluster monitor created
         assert not app.exception, app.exception
         # The monitor's first poll fails (no Kafka) and says so in the log.
-        wait_until(lambda: resources.cluster_monitor().snapshot().error, 30, "the monitor's first poll")
+        wait_for(lambda: resources.cluster_monitor().snapshot().error, 30, "the monitor's first poll")
     assert "Dashboard started with Settings(" in caplog.text and "does not answer" in caplog.text and "sasl_password=SecretStr('**********')" in caplog.text
     assert password not in caplog.text
     output = capfd.readouterr()

@@ -8,14 +8,13 @@ import json
 import struct
 import subprocess
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
-from confluent_kafka import Consumer, IsolationLevel, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import IsolationLevel, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from common.contract import DeadLetter, Post
@@ -23,48 +22,8 @@ from common.settings import Settings
 from common.topics import group_lag
 from producer.producer import PostProducer
 from producer.sources import synthetic_posts
-from common.topic_reader import read_topic
-
-
-# --- reading topics to their end ------------------------------------------------------------------
-
-
-def read_all(settings: Settings, topic: str, timeout: float = 60.0, isolation: str = "read_committed") -> list[Message]:
-    """Every committed message of ``topic``, from the start to the current end of each partition.
-
-    Reads with ``isolation.level=read_committed`` (what the app and any downstream reader see), so
-    aborted transactions never count; the end of a partition is its last stable offset. With
-    ``read_uncommitted``, aborted messages are read too.
-    """
-    consumer = Consumer(
-        {
-            **settings.kafka_client_config(),
-            "group.id": f"fault-reader-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "isolation.level": isolation,
-        }
-    )
-    try:
-        partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
-        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-        at_end: set[int] = set()
-        messages: list[Message] = []
-        deadline = time.monotonic() + timeout
-        while len(at_end) < len(partitions):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{topic}: partitions {sorted(set(partitions) - at_end)} not read to their end in {timeout:.0f} s")
-            for message in consumer.consume(num_messages=1000, timeout=0.5):
-                error = message.error()
-                if error is None:
-                    messages.append(message)
-                elif error.code() == KafkaError._PARTITION_EOF:
-                    at_end.add(message.partition())
-                elif not error.retriable():
-                    raise KafkaException(error)
-        return messages
-    finally:
-        consumer.close()
+from tests.topic_reader import read_all
+from tests.waiting import wait_for
 
 
 def open_transactions(settings: Settings, topic: str) -> dict[int, tuple[int, int]]:
@@ -85,13 +44,8 @@ def open_transactions(settings: Settings, topic: str) -> dict[int, tuple[int, in
 def wait_until_caught_up(settings: Settings, group: str, topic: str, timeout: float) -> float:
     """Wait until ``group`` has committed every message of ``topic``; returns the seconds it took."""
     started = time.monotonic()
-    lag = None
-    while time.monotonic() - started < timeout:
-        lag = group_lag(settings, group, topic)
-        if lag == 0:
-            return time.monotonic() - started
-        time.sleep(1.0)
-    raise AssertionError(f"group {group} still {lag} messages behind on {topic} after {timeout:.0f} s")
+    wait_for(lambda: group_lag(settings, group, topic) == 0, timeout, f"group {group} to commit all of {topic}", 1.0)
+    return time.monotonic() - started
 
 
 # --- accounting -----------------------------------------------------------------------------------
@@ -174,11 +128,16 @@ def mixed_posts(every: int = 10, max_text_chars: int = 280) -> Iterator[Post]:
 
 
 def pipeline_workers(supervisor: subprocess.Popen) -> dict[int, str]:
-    """The supervisor's live worker processes: pid -> role (``classify`` or ``stats``)."""
+    """The supervisor's live worker processes: pid -> role (``classify`` or ``stats``).
+
+    Neither a worker that died and is not yet reaped (a zombie) nor a child not yet running the worker is one.
+    """
     workers = {}
     for child in psutil.Process(supervisor.pid).children():
         with contextlib.suppress(psutil.Error):
-            workers[child.pid] = child.cmdline()[-1]
+            command = child.cmdline()
+            if child.status() != psutil.STATUS_ZOMBIE and "worker" in command:
+                workers[child.pid] = command[command.index("worker") + 1]
     return workers
 
 
@@ -197,17 +156,6 @@ def log_problems(log: Path, expected: tuple[str, ...] = ()) -> list[str]:
         for line in log.read_text(errors="replace").splitlines()
         if any(m in line for m in markers) and not any(e in line for e in expected)
     ]
-
-
-def wait_for(condition, timeout: float, what: str, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
 
 
 def group_coordinator(settings: Settings, group: str) -> int | None:
@@ -238,4 +186,4 @@ def wait_until_ready(settings: Settings, timeout: float = 180.0) -> None:
     canary = Post(author="canary", source="test", text="Ready when you are")
     producer = PostProducer(settings, iter([canary]), rate=None, stats_interval=None)
     assert producer.run().delivered == 1
-    assert read_topic(settings, settings.topic_results, expected=1, timeout=timeout), "the pipeline never started"
+    read_all(settings, settings.topic_results, timeout, at_least=1)  # fails if the pipeline never started

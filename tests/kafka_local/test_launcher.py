@@ -15,9 +15,8 @@ from confluent_kafka import Producer
 from common.settings import PROJECT_ROOT, Settings
 from kafka_local.__main__ import DEFAULT_LIBS
 from kafka_local.cluster import KafkaLauncherError, LocalCluster, check_java, fetch_jars, new_cluster_id
-from common.topic_reader import read_topic
-
-LAUNCHER_PORT = 19300  # its controller listens on 19400; the session broker is on 19092
+from tests.conftest import LAUNCHER_PORT
+from tests.topic_reader import read_all
 
 
 def launcher(home: Path, *args: str) -> subprocess.CompletedProcess:
@@ -28,16 +27,16 @@ def launcher(home: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_start_status_stop_and_restart_keeps_data(tmp_path: Path) -> None:
+def test_start_status_stop_and_restart_keeps_data(tmp_path: Path, launcher_port: int) -> None:
     home = tmp_path / "cluster"
-    started = launcher(home, "start", "--port", str(LAUNCHER_PORT))
+    started = launcher(home, "start", "--port", str(launcher_port))
     assert started.returncode == 0, started.stderr
-    assert f"127.0.0.1:{LAUNCHER_PORT}" in started.stdout
+    assert f"127.0.0.1:{launcher_port}" in started.stdout
     try:
         status = launcher(home, "status")
         assert status.returncode == 0 and "running" in status.stdout
 
-        settings = Settings(bootstrap_servers=f"127.0.0.1:{LAUNCHER_PORT}")
+        settings = Settings(bootstrap_servers=f"127.0.0.1:{launcher_port}")
         producer = Producer(settings.kafka_client_config())
         producer.produce(settings.topic_posts, key=b"k", value=b"survives a restart")
         assert producer.flush(10) == 0
@@ -47,31 +46,32 @@ def test_start_status_stop_and_restart_keeps_data(tmp_path: Path) -> None:
         assert stopped.returncode == 0 and "[1]" in stopped.stdout
         assert launcher(home, "status").returncode == 3  # configured, nothing running
 
-        restarted = launcher(home, "start", "--port", str(LAUNCHER_PORT))
+        restarted = launcher(home, "start", "--port", str(launcher_port))
         assert restarted.returncode == 0, restarted.stderr
         assert (home / "cluster.json").read_text() == cluster_id
-        values = [m.value() for m in read_topic(settings, settings.topic_posts, expected=1, timeout=30)]
+        values = [m.value() for m in read_all(settings, settings.topic_posts)]
         assert values == [b"survives a restart"]
     finally:
         launcher(home, "stop")
     assert launcher(home, "status").returncode == 3
 
 
-def test_start_refuses_a_taken_port_with_a_clear_error(tmp_path: Path) -> None:
+def test_start_refuses_a_taken_port_with_a_clear_error(tmp_path: Path, launcher_port: int) -> None:
+    taken = launcher_port + 1  # not the one a test before may have just closed (TIME_WAIT)
     with socket.socket() as squatter:
-        squatter.bind(("127.0.0.1", LAUNCHER_PORT + 1))
+        squatter.bind(("127.0.0.1", taken))
         squatter.listen()
-        result = launcher(tmp_path, "start", "--port", str(LAUNCHER_PORT + 1))
+        result = launcher(tmp_path, "start", "--port", str(taken))
     assert result.returncode == 2
-    assert f"Port {LAUNCHER_PORT + 1} on 127.0.0.1 is already taken" in result.stderr
+    assert f"Port {taken} on 127.0.0.1 is already taken" in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_a_broker_that_does_not_come_up_in_time_reports_its_log(tmp_path: Path) -> None:
+def test_a_broker_that_does_not_come_up_in_time_reports_its_log(tmp_path: Path, launcher_port: int) -> None:
     cluster = LocalCluster(tmp_path, DEFAULT_LIBS)
     try:
         with pytest.raises(KafkaLauncherError, match=r"did not serve within 0 s. Last lines of .*kafka.log"):
-            cluster.start(base_port=LAUNCHER_PORT + 2, timeout=0.01)
+            cluster.start(base_port=launcher_port + 2, timeout=0.01)
     finally:
         cluster.stop(kill=True)
 

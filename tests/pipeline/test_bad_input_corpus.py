@@ -20,9 +20,10 @@ from confluent_kafka import Producer
 
 from common.contract import LATER_STAGE_REASONS, MAX_DEAD_LETTER_KEY, MAX_DEAD_LETTER_PAYLOAD, DeadLetter, Post, RejectReason
 from common.settings import Settings
+from pipeline.application import STATS_GROUP_SUFFIX
 from tests.processes import running
-from tests.faults.support import log_problems, pipeline_workers, read_all, wait_for, wait_until_caught_up
-from common.topic_reader import read_topic
+from tests.faults.support import log_problems, pipeline_workers, wait_for, wait_until_caught_up
+from tests.topic_reader import read_all
 
 LIMIT = 5000  # the product's default max_text_chars
 R = RejectReason
@@ -165,9 +166,9 @@ def test_every_kind_of_bad_input_is_one_dead_letter_with_its_reason_and_nothing_
         for key, value in messages:
             producer.produce(settings.topic_posts, key=key, value=value)
         assert producer.flush(30) == 0
-        read_topic(settings, settings.topic_results, expected=len(GOOD), timeout=180)
+        read_all(settings, settings.topic_results, timeout=180, at_least=len(GOOD))
         wait_until_caught_up(settings, settings.consumer_group, settings.topic_posts, timeout=120)
-        wait_until_caught_up(settings, settings.consumer_group + "-stats", settings.topic_results, timeout=60)
+        wait_until_caught_up(settings, settings.consumer_group + STATS_GROUP_SUFFIX, settings.topic_results, timeout=60)
         assert pipeline_workers(pipeline) == workers, f"a worker died on bad input (poison message); log: {log}"
     assert pipeline.returncode == 0
     assert not log_problems(log), f"errors logged: {log_problems(log)[:3]}"

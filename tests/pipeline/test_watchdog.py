@@ -39,5 +39,5 @@ def test_a_worker_stuck_in_one_transaction_call_exits(tmp_path: Path) -> None:
 
 
 def test_many_quick_transactions_in_a_row_are_not_a_stall(tmp_path: Path) -> None:
-    result = run_worker(tmp_path, "for _ in range(12):\n    commit_transaction(0.25)")
+    result = run_worker(tmp_path, "for _ in range(6):\n    commit_transaction(0.25)")  # 1.5 s in all, past the limit
     assert result.returncode == 0, result.stderr

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import time
+import threading
 from pathlib import Path
 
 import pytest
@@ -70,7 +70,7 @@ def test_beats_chance_on_clear_examples(model: SentimentClassifier) -> None:
 def test_predicts_every_label_on_varied_text(model: SentimentClassifier) -> None:
     from sentiment_model import datasets
 
-    test = datasets.sample(datasets.load_splits().test, 150)
+    test = datasets.sample(datasets.load_splits().test, 60)
     assert {p.label for p in model.predict([e.text for e in test])} == set(LABELS)
 
 
@@ -104,10 +104,8 @@ def test_uncached_pretrained_model_fails_fast_without_network(
     if classifier_module._reachable(url, 5.0) is None:
         pytest.skip("Flair's model server is reachable from here: loading would download the model")
     monkeypatch.setattr(flair, "cache_root", tmp_path)  # certainly not cached
-    started = time.monotonic()
     with pytest.raises(ModelUnavailable, match="SENTISTREAM_MODEL") as error:
         SentimentClassifier.load("sentiment")
-    assert time.monotonic() - started < 30
     assert "internet" in str(error.value)
     assert not (tmp_path / "models" / url.rsplit("/", 1)[1]).exists()
 
@@ -125,7 +123,24 @@ def test_unreachable_server_never_substitutes_a_model(
 
 
 def test_reachability_check_reports_a_refused_connection() -> None:
-    started = time.monotonic()
     problem = classifier_module._reachable("http://127.0.0.1:9/model.pt", 2.0)
     assert problem is not None and "ConnectionError" in problem
-    assert time.monotonic() - started < 10
+
+
+def test_reachability_check_gives_up_on_a_server_that_never_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What makes a load without network fail fast: the probe is abandoned at its timeout, whatever hangs."""
+    never = threading.Event()
+
+    def hangs(*_args: object, **_kwargs: object) -> None:
+        never.wait()
+        raise classifier_module.requests.ConnectionError("released at the end of the test")
+
+    monkeypatch.setattr(classifier_module.requests, "head", hangs)
+    answers: list[str | None] = []
+    check = threading.Thread(target=lambda: answers.append(classifier_module._reachable("http://flair.example/m.pt", 0.1)))
+    try:
+        check.start()
+        check.join(30)  # a deadline for this test, far beyond the probe's own
+        assert answers == ["no answer within 0 s"]
+    finally:
+        never.set()
