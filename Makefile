@@ -5,14 +5,19 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test test-fast setup model bench kafka-start kafka-stop kafka-status pipeline producer clean help
+.PHONY: run test test-fast lint setup model bench kafka-start kafka-stop kafka-status pipeline producer clean help
 
 run: setup ## set up, start local Kafka, build the model if missing, run pipeline + producer
 	$(PY) run.py
 
-test: setup ## run the whole test suite, every tier (it starts its own Kafka on port 19092); CI runs this
+test: setup lint ## lint and types, then the whole test suite, every tier (it starts its own Kafka on port 19092); CI runs this
 	./scripts/install-test-tools.sh
 	$(PY) -m pytest
+
+lint: $(INSTALLED) ## ruff (lint and format check) and mypy (strict on common/ and pipeline/), as configured in pyproject.toml
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 test-fast: $(INSTALLED) ## the unit tier alone: no Kafka, under a minute
 	$(PY) -m pytest -m unit

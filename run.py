@@ -70,7 +70,9 @@ def _drain(settings: Settings, pipeline: subprocess.Popen, hurry: Callable[[], b
             announced = True
         time.sleep(0.5)
     if not hurry() and pipeline.poll() is None:
-        logger.warning("The pipeline had not caught up after %.0f s; the rest is scored on the next run", DRAIN_TIMEOUT_S)
+        logger.warning(
+            "The pipeline had not caught up after %.0f s; the rest is scored on the next run", DRAIN_TIMEOUT_S
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
                 logger.info("Local Kafka serving at %s", spec.bootstrap_servers)
         ensure_topics(settings)
         if settings.model.endswith(".pt") and not Path(settings.model).exists():
-            logger.info("Building the offline sentiment model into %s, once (about 20 minutes on 2 cores)...", settings.model)
+            logger.info(
+                "Building the offline sentiment model into %s, once (about 20 minutes on 2 cores)...", settings.model
+            )
             subprocess.run([sys.executable, "-m", "sentiment_model.build"], cwd=PROJECT_ROOT, check=True)
 
         env = {**os.environ, "SENTISTREAM_PRODUCER_RATE": str(rate)}

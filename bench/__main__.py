@@ -21,31 +21,48 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: proves the benchmarks run, measures nothing")
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS, default=list(BENCHMARKS))
     parser.add_argument("--model", help="model spec (default: SENTISTREAM_MODEL)")
-    parser.add_argument("--latency-rate", type=float, help="posts/s of the latency run (default: 50%% of the measured maximum)")
+    parser.add_argument(
+        "--latency-rate", type=float, help="posts/s of the latency run (default: 50%% of the measured maximum)"
+    )
     parser.add_argument("--out", default=str(PROJECT_ROOT / "docs" / "benchmarks"))
-    parser.add_argument("--profile", action="store_true",
-                        help="sample the pipeline worker with py-spy during the throughput run (needs root or ptrace rights)")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample the pipeline worker with py-spy during the throughput run (needs root or ptrace rights)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     settings = get_settings()
     model = args.model or settings.model
     quick = args.quick
     out = output_dir(args.out)
-    run: dict[str, object] = {"machine": machine(), "quick": quick, "model_spec": model,
-                              "batch_size": settings.batch_size, "model_batch_size": settings.model_batch_size,
-                              "batch_max_wait_ms": settings.batch_max_wait_ms}
+    run: dict[str, object] = {
+        "machine": machine(),
+        "quick": quick,
+        "model_spec": model,
+        "batch_size": settings.batch_size,
+        "model_batch_size": settings.model_batch_size,
+        "batch_max_wait_ms": settings.batch_max_wait_ms,
+    }
     with bench_kafka() as servers:
         if "model" in args.only:
             print("Raw model throughput", flush=True)
-            run["model"] = model_throughput.measure(model, 64 if quick else 1024, settings.torch_threads, settings.batch_size,
-                                                    settings.model_quantize)
+            run["model"] = model_throughput.measure(
+                model, 64 if quick else 1024, settings.torch_threads, settings.batch_size, settings.model_quantize
+            )
         best = run["model"]["best"]["posts_per_second"] if "model" in run else 80.0
         # >= 60 s of work at the model's own speed.
         posts = 200 if quick else int(best * 75)
         if "pipeline" in args.only:
             print("Pipeline throughput", flush=True)
-            run["pipeline"] = pipeline_throughput.measure(servers, model, posts, 1, settings.torch_threads,
-                                                          profile_to=out / "pipeline-profile.raw" if args.profile else None)
+            run["pipeline"] = pipeline_throughput.measure(
+                servers,
+                model,
+                posts,
+                1,
+                settings.torch_threads,
+                profile_to=out / "pipeline-profile.raw" if args.profile else None,
+            )
         if "latency" in args.only:
             max_rate = run["pipeline"]["posts_per_second"] if "pipeline" in run else best
             rate = args.latency_rate or 0.5 * max_rate
@@ -53,8 +70,10 @@ def main(argv: list[str] | None = None) -> int:
             run["latency"] = latency.measure(servers, model, rate, 10 if quick else 60, 5 if quick else 100)
         if "producer" in args.only:
             print("Producer throughput", flush=True)
-            run["producer"] = {**producer_throughput.measure(servers, 5_000 if quick else 500_000),
-                               "pacing": producer_throughput.pacing(servers, (200, 2000), 1 if quick else 10)}
+            run["producer"] = {
+                **producer_throughput.measure(servers, 5_000 if quick else 500_000),
+                "pacing": producer_throughput.pacing(servers, (200, 2000), 1 if quick else 10),
+            }
         if "dashboard" in args.only:
             from bench import dashboard_ingest
 
@@ -71,8 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     if "slowest" in args.only:
         print("Slowest possible batch", flush=True)
         run["slowest"] = {
-            **slowest_batch.measure(model, 8 if quick else settings.batch_size, settings.model_batch_size,
-                                    settings.max_text_chars, rounds=1 if quick else 2),
+            **slowest_batch.measure(
+                model,
+                8 if quick else settings.batch_size,
+                settings.model_batch_size,
+                settings.max_text_chars,
+                rounds=1 if quick else 2,
+            ),
             "max_poll_interval_s": settings.max_poll_interval_ms / 1000,
         }
     run["finished_at"] = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")

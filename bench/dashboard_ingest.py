@@ -18,10 +18,18 @@ def _results(count: int) -> list[tuple[bytes, bytes]]:
     messages = []
     for i in range(count):
         created = now - 600 + i * 600 / count  # spread over the dashboard's history window
-        result = SentimentResult(post_id=f"bench-{i}", author=f"author-{i % 997}", source=("twitter", "reddit", "mastodon")[i % 3],
-                                 text="a short post of the usual length, about a hundred characters, give or take a few",
-                                 label=LABELS[i % 3], score=0.5 + (i % 50) / 100, model="bench",
-                                 created_at=created, produced_at=created + 0.01, processed_at=created + 0.05)
+        result = SentimentResult(
+            post_id=f"bench-{i}",
+            author=f"author-{i % 997}",
+            source=("twitter", "reddit", "mastodon")[i % 3],
+            text="a short post of the usual length, about a hundred characters, give or take a few",
+            label=LABELS[i % 3],
+            score=0.5 + (i % 50) / 100,
+            model="bench",
+            created_at=created,
+            produced_at=created + 0.01,
+            processed_at=created + 0.05,
+        )
         messages.append((result.author.encode(), result.to_bytes()))
     return messages
 
@@ -69,12 +77,22 @@ def measure(bootstrap_servers: str, results: int, snapshots: int = 50) -> dict[s
     # Bounded: the second half of the ingest must not grow memory like the first (allow 64 MiB of noise).
     bounded = rss_at_half is not None and rss_end - rss_at_half < 64 * 2**20
     figures = {
-        "results": results, "seconds": elapsed, "results_per_second": results / elapsed, "cpu_seconds": cpu,
+        "results": results,
+        "seconds": elapsed,
+        "results_per_second": results / elapsed,
+        "cpu_seconds": cpu,
         "rss_growth_mib": (peak["rss"] - rss_before) / 2**20,
         "rss_growth_second_half_mib": ((rss_end - rss_at_half) / 2**20) if rss_at_half else None,
         "bounded": bounded,
-        "snapshot_ms": {"p50": timings[len(timings) // 2], "p95": timings[int(len(timings) * 0.95) - 1], "max": timings[-1]},
+        "snapshot_ms": {
+            "p50": timings[len(timings) // 2],
+            "p95": timings[int(len(timings) * 0.95) - 1],
+            "max": timings[-1],
+        },
     }
-    print(f"  dashboard: {figures['results_per_second']:,.0f} results/s, {cpu:.1f} s CPU, peak RSS +{figures['rss_growth_mib']:.0f} MiB, "
-          f"snapshot p95 {figures['snapshot_ms']['p95']:.1f} ms", flush=True)
+    print(
+        f"  dashboard: {figures['results_per_second']:,.0f} results/s, {cpu:.1f} s CPU, peak RSS +{figures['rss_growth_mib']:.0f} MiB, "
+        f"snapshot p95 {figures['snapshot_ms']['p95']:.1f} ms",
+        flush=True,
+    )
     return figures

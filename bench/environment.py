@@ -50,8 +50,14 @@ def fresh_settings(bootstrap_servers: str, **overrides: object) -> Settings:
 
 
 def produce_raw(settings: Settings, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
-    producer = Producer({**settings.kafka_client_config(), "linger.ms": 20, "compression.type": "lz4",
-                         "queue.buffering.max.messages": 1_000_000})
+    producer = Producer(
+        {
+            **settings.kafka_client_config(),
+            "linger.ms": 20,
+            "compression.type": "lz4",
+            "queue.buffering.max.messages": 1_000_000,
+        }
+    )
     for key, value in messages:
         while True:
             try:

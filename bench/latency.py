@@ -29,9 +29,14 @@ class ResultWatcher(threading.Thread):
 
     def __init__(self, settings: Settings, from_start: bool = False):
         super().__init__(daemon=True)
-        self._consumer = Consumer({**settings.kafka_client_config(), "group.id": f"bench-watch-{uuid.uuid4().hex}",
-                                   "auto.offset.reset": "earliest" if from_start else "latest",
-                                   "enable.auto.commit": False})
+        self._consumer = Consumer(
+            {
+                **settings.kafka_client_config(),
+                "group.id": f"bench-watch-{uuid.uuid4().hex}",
+                "auto.offset.reset": "earliest" if from_start else "latest",
+                "enable.auto.commit": False,
+            }
+        )
         self._consumer.subscribe([settings.topic_results], on_assign=self._on_assign)
         self.assigned = threading.Event()
         self.seen: dict[str, tuple[float, SentimentResult]] = {}
@@ -70,11 +75,17 @@ class ResultWatcher(threading.Thread):
         self.join(10)
 
 
-def measure(bootstrap_servers: str, model: str, rate: float, seconds: float, adhoc_submissions: int,
-            warmup: float = 5.0) -> dict[str, object]:
+def measure(
+    bootstrap_servers: str, model: str, rate: float, seconds: float, adhoc_submissions: int, warmup: float = 5.0
+) -> dict[str, object]:
     settings = fresh_settings(bootstrap_servers, model=model, auto_offset_reset="latest")
-    pipeline = subprocess.Popen([sys.executable, "-m", "pipeline", "--no-stats"], cwd=PROJECT_ROOT,
-                                env=settings.child_environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pipeline = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "--no-stats"],
+        cwd=PROJECT_ROOT,
+        env=settings.child_environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     watcher = ResultWatcher(settings)
     watcher.start()
     try:
@@ -117,12 +128,25 @@ def measure(bootstrap_servers: str, model: str, rate: float, seconds: float, adh
     end_to_end = [seen_at - r.produced_at for seen_at, r in steady]
     in_pipeline = [r.processed_at - r.produced_at for _, r in steady]
     e2e = percentiles(end_to_end)
-    print(f"  latency at {rate:.0f} posts/s: p50 {e2e['p50'] * 1000:.0f} ms, p95 {e2e['p95'] * 1000:.0f} ms, "
-          f"p99 {e2e['p99'] * 1000:.0f} ms over {len(end_to_end)} posts", flush=True)
-    result = {"rate": rate, "seconds": seconds, "end_to_end_seconds": e2e, "produced_to_scored_seconds": percentiles(in_pipeline),
-              "adhoc_lost": adhoc_submissions - len(adhoc)}
+    print(
+        f"  latency at {rate:.0f} posts/s: p50 {e2e['p50'] * 1000:.0f} ms, p95 {e2e['p95'] * 1000:.0f} ms, "
+        f"p99 {e2e['p99'] * 1000:.0f} ms over {len(end_to_end)} posts",
+        flush=True,
+    )
+    result = {
+        "rate": rate,
+        "seconds": seconds,
+        "end_to_end_seconds": e2e,
+        "produced_to_scored_seconds": percentiles(in_pipeline),
+        "adhoc_lost": adhoc_submissions - len(adhoc),
+    }
     if adhoc:
-        result["adhoc_round_trip_seconds"] = percentiles(adhoc) if len(adhoc) > 1 else {"p50": adhoc[0], "p95": adhoc[0]}
-        print(f"  ad-hoc round trip: p50 {result['adhoc_round_trip_seconds']['p50'] * 1000:.0f} ms, "
-              f"p95 {result['adhoc_round_trip_seconds']['p95'] * 1000:.0f} ms over {len(adhoc)} submissions", flush=True)
+        result["adhoc_round_trip_seconds"] = (
+            percentiles(adhoc) if len(adhoc) > 1 else {"p50": adhoc[0], "p95": adhoc[0]}
+        )
+        print(
+            f"  ad-hoc round trip: p50 {result['adhoc_round_trip_seconds']['p50'] * 1000:.0f} ms, "
+            f"p95 {result['adhoc_round_trip_seconds']['p95'] * 1000:.0f} ms over {len(adhoc)} submissions",
+            flush=True,
+        )
     return result

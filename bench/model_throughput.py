@@ -34,8 +34,9 @@ def _posts_per_second(texts: list[str], score: Callable[[list[str]], object], ca
     return len(texts) / (time.perf_counter() - started)
 
 
-def measure(model: str, texts_per_size: int, torch_threads: int, pipeline_batch: int,
-            quantize: bool = False) -> dict[str, object]:
+def measure(
+    model: str, texts_per_size: int, torch_threads: int, pipeline_batch: int, quantize: bool = False
+) -> dict[str, object]:
     from sentiment_model.classifier import SentimentClassifier
 
     classifier = SentimentClassifier.load(model, torch_threads, quantize=quantize)
@@ -44,16 +45,29 @@ def measure(model: str, texts_per_size: int, torch_threads: int, pipeline_batch:
     figures: dict[str, dict[int, float]] = {mode: {} for mode in MODES}
     for batch_size in BATCH_SIZES:
         score = functools.partial(classifier.predict, batch_size=batch_size)
-        call_sizes = {"arrival_order": batch_size, "sorted_batches": max(pipeline_batch, batch_size),
-                      "sorted_whole_list": len(texts)}
+        call_sizes = {
+            "arrival_order": batch_size,
+            "sorted_batches": max(pipeline_batch, batch_size),
+            "sorted_whole_list": len(texts),
+        }
         for mode in MODES:
             figures[mode][batch_size] = _posts_per_second(texts, score, call_sizes[mode])
-        print(f"  model {classifier.name} batch {batch_size:>3}: "
-              + ", ".join(f"{mode.replace('_', ' ')} {figures[mode][batch_size]:6.1f}" for mode in MODES)
-              + " posts/s", flush=True)
-    best_mode, best_size = max(((mode, size) for mode in MODES for size in BATCH_SIZES), key=lambda m: figures[m[0]][m[1]])
+        print(
+            f"  model {classifier.name} batch {batch_size:>3}: "
+            + ", ".join(f"{mode.replace('_', ' ')} {figures[mode][batch_size]:6.1f}" for mode in MODES)
+            + " posts/s",
+            flush=True,
+        )
+    best_mode, best_size = max(
+        ((mode, size) for mode in MODES for size in BATCH_SIZES), key=lambda m: figures[m[0]][m[1]]
+    )
     arrival = figures["arrival_order"]
     best_arrival = max(arrival, key=arrival.get)
-    return {"model": classifier.name, "texts": len(texts), "pipeline_batch": pipeline_batch, **figures,
-            "best": {"mode": best_mode, "batch_size": best_size, "posts_per_second": figures[best_mode][best_size]},
-            "best_arrival_order": {"batch_size": best_arrival, "posts_per_second": arrival[best_arrival]}}
+    return {
+        "model": classifier.name,
+        "texts": len(texts),
+        "pipeline_batch": pipeline_batch,
+        **figures,
+        "best": {"mode": best_mode, "batch_size": best_size, "posts_per_second": figures[best_mode][best_size]},
+        "best_arrival_order": {"batch_size": best_arrival, "posts_per_second": arrival[best_arrival]},
+    }

@@ -26,14 +26,18 @@ def preproduce(settings: Settings, count: int) -> None:
     produce_raw(settings, settings.topic_posts, [(p.author.encode(), p.to_bytes()) for p in posts])
 
 
-def measure(bootstrap_servers: str, model: str, posts: int, workers: int, torch_threads: int,
-            profile_to: Path | None = None) -> dict[str, object]:
+def measure(
+    bootstrap_servers: str, model: str, posts: int, workers: int, torch_threads: int, profile_to: Path | None = None
+) -> dict[str, object]:
     """``profile_to``: sample the (first) classifier worker with py-spy into this file, after a warm-up."""
     settings = fresh_settings(bootstrap_servers, model=model, torch_threads=torch_threads)
     preproduce(settings, posts)
     pipeline = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "--workers", str(workers), "--no-stats"],
-        cwd=PROJECT_ROOT, env=settings.child_environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=PROJECT_ROOT,
+        env=settings.child_environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     profiler = WorkerProfiler(pipeline.pid, PROFILE_DELAY, PROFILE_SECONDS, profile_to) if profile_to else None
     if profiler:
@@ -57,10 +61,21 @@ def measure(bootstrap_servers: str, model: str, posts: int, workers: int, torch_
     first_batch = sum(1 for r in results if r.processed_at == first)
     rate = (len(results) - first_batch) / (last - first)
     mean_batch = len(results) / len({r.processed_at for r in results})
-    print(f"  pipeline, {workers} worker(s) x {torch_threads} torch thread(s), batch {settings.batch_size} "
-          f"(forward passes of {settings.model_batch_size}): {rate:8.1f} posts/s over {last - first:.1f} s, "
-          f"{mean_batch:.0f} posts per batch on average", flush=True)
-    return {"workers": workers, "torch_threads": torch_threads, "posts": posts, "batch_size": settings.batch_size,
-            "model_batch_size": settings.model_batch_size, "mean_batch": mean_batch, "posts_per_second": rate,
-            "seconds": last - first, "duplicates": watcher.received - len(results),
-            **({"profile": profiler.result} if profiler else {})}
+    print(
+        f"  pipeline, {workers} worker(s) x {torch_threads} torch thread(s), batch {settings.batch_size} "
+        f"(forward passes of {settings.model_batch_size}): {rate:8.1f} posts/s over {last - first:.1f} s, "
+        f"{mean_batch:.0f} posts per batch on average",
+        flush=True,
+    )
+    return {
+        "workers": workers,
+        "torch_threads": torch_threads,
+        "posts": posts,
+        "batch_size": settings.batch_size,
+        "model_batch_size": settings.model_batch_size,
+        "mean_batch": mean_batch,
+        "posts_per_second": rate,
+        "seconds": last - first,
+        "duplicates": watcher.received - len(results),
+        **({"profile": profiler.result} if profiler else {}),
+    }

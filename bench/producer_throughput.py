@@ -21,10 +21,18 @@ def measure(bootstrap_servers: str, posts: int) -> dict[str, object]:
     stats = producer.run(count=posts)
     elapsed = time.perf_counter() - started
     rate = stats.delivered / elapsed
-    print(f"  producer: {rate:10.0f} posts/s, {payload_bytes / elapsed / 1e6:.1f} MB/s "
-          f"({stats.delivered} delivered, {stats.failed} failed)", flush=True)
-    return {"posts": posts, "posts_per_second": rate, "megabytes_per_second": payload_bytes / elapsed / 1e6,
-            "mean_post_bytes": payload_bytes / posts, "failed": stats.failed}
+    print(
+        f"  producer: {rate:10.0f} posts/s, {payload_bytes / elapsed / 1e6:.1f} MB/s "
+        f"({stats.delivered} delivered, {stats.failed} failed)",
+        flush=True,
+    )
+    return {
+        "posts": posts,
+        "posts_per_second": rate,
+        "megabytes_per_second": payload_bytes / elapsed / 1e6,
+        "mean_post_bytes": payload_bytes / posts,
+        "failed": stats.failed,
+    }
 
 
 def pacing(bootstrap_servers: str, rates: tuple[float, ...], seconds: float) -> dict[str, object]:
@@ -42,11 +50,20 @@ def pacing(bootstrap_servers: str, rates: tuple[float, ...], seconds: float) -> 
     time.sleep(seconds)
     sent_at_stop = producer.stats().sent
     stopped = producer.stop()
-    switch = {"from": rates[0], "to": rates[-1], "before": (sent_at_switch - 1) / seconds,
-              "after": (sent_at_stop - sent_at_switch) / seconds, "failed": stopped.failed}
+    switch = {
+        "from": rates[0],
+        "to": rates[-1],
+        "before": (sent_at_switch - 1) / seconds,
+        "after": (sent_at_stop - sent_at_switch) / seconds,
+        "failed": stopped.failed,
+    }
     measured = [(r["target"], r["posts_per_second"]) for r in runs]
     measured += [(switch["from"], switch["before"]), (switch["to"], switch["after"])]
     worst = max(abs(rate - target) / target for target, rate in measured)
-    print("  paced producer: " + ", ".join(f"{r['target']:g}/s -> {r['posts_per_second']:.1f}" for r in runs)
-          + f"; switched {switch['from']:g} -> {switch['to']:g}/s: {switch['before']:.1f} -> {switch['after']:.1f}", flush=True)
+    print(
+        "  paced producer: "
+        + ", ".join(f"{r['target']:g}/s -> {r['posts_per_second']:.1f}" for r in runs)
+        + f"; switched {switch['from']:g} -> {switch['to']:g}/s: {switch['before']:.1f} -> {switch['after']:.1f}",
+        flush=True,
+    )
     return {"seconds": seconds, "runs": runs, "switch": switch, "worst_error": worst}

@@ -20,7 +20,11 @@ import psutil
 
 logger = logging.getLogger(__name__)
 
-PARTS = ("model forward pass (torch)", "text preparation (Flair sentences, tokenizers)", "Kafka, Quix, validation, results")
+PARTS = (
+    "model forward pass (torch)",
+    "text preparation (Flair sentences, tokenizers)",
+    "Kafka, Quix, validation, results",
+)
 # Frames that mark a sample's part, checked in this order.
 _FORWARD_PASS = ("torch/nn/modules/", "transformers/models/")
 _TEXT_PREPARATION = ("flair/", "transformers/", "segtok/", "tokenizers/")
@@ -72,9 +76,23 @@ class WorkerProfiler(threading.Thread):
             logger.warning("no classifier worker to profile")
             return
         recorded = subprocess.run(
-            [py_spy, "record", "--pid", str(worker.pid), "--duration", str(int(self._seconds)), "--rate", "100",
-             "--format", "raw", "--nonblocking", "--output", str(self._out)],
-            capture_output=True, text=True,
+            [
+                py_spy,
+                "record",
+                "--pid",
+                str(worker.pid),
+                "--duration",
+                str(int(self._seconds)),
+                "--rate",
+                "100",
+                "--format",
+                "raw",
+                "--nonblocking",
+                "--output",
+                str(self._out),
+            ],
+            capture_output=True,
+            text=True,
         )
         if recorded.returncode != 0:
             # Typically ptrace rights: run as root or with kernel.yama.ptrace_scope=0.

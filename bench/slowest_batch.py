@@ -21,7 +21,9 @@ TEXT_KINDS = {
 }
 
 
-def measure(model: str, batch_size: int, model_batch_size: int, max_text_chars: int, rounds: int = 2) -> dict[str, object]:
+def measure(
+    model: str, batch_size: int, model_batch_size: int, max_text_chars: int, rounds: int = 2
+) -> dict[str, object]:
     from sentiment_model.classifier import SentimentClassifier
 
     classifier = SentimentClassifier.load(model, torch_threads=1)
@@ -35,7 +37,16 @@ def measure(model: str, batch_size: int, model_batch_size: int, max_text_chars: 
             classifier.predict(texts, batch_size=model_batch_size)
             timings.append(time.perf_counter() - started)
         seconds[kind] = max(timings)
-        print(f"  {batch_size} posts of {max_text_chars} characters ({kind}), 1 torch thread: {seconds[kind]:.1f} s", flush=True)
+        print(
+            f"  {batch_size} posts of {max_text_chars} characters ({kind}), 1 torch thread: {seconds[kind]:.1f} s",
+            flush=True,
+        )
     slowest = max(seconds, key=seconds.get)
-    return {"model": classifier.name, "batch_size": batch_size, "max_text_chars": max_text_chars,
-            "seconds": seconds, "slowest_kind": slowest, "slowest_seconds": seconds[slowest]}
+    return {
+        "model": classifier.name,
+        "batch_size": batch_size,
+        "max_text_chars": max_text_chars,
+        "seconds": seconds,
+        "slowest_kind": slowest,
+        "slowest_seconds": seconds[slowest],
+    }

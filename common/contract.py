@@ -11,7 +11,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -64,7 +64,11 @@ class Post(_Message):
     source: str = Field(min_length=1, max_length=64)
     text: str
     created_at: float = Field(
-        default_factory=time.time, ge=MIN_CREATED_AT, le=MAX_CREATED_AT, allow_inf_nan=False, description="at the source"
+        default_factory=time.time,
+        ge=MIN_CREATED_AT,
+        le=MAX_CREATED_AT,
+        allow_inf_nan=False,
+        description="at the source",
     )
 
     @field_validator("text")
@@ -75,7 +79,8 @@ class Post(_Message):
             text.encode("utf-8")
         except UnicodeEncodeError as exc:
             raise PydanticCustomError(
-                "lone_surrogate", "text holds a lone surrogate at character {position}, which is not Unicode text",
+                "lone_surrogate",
+                "text holds a lone surrogate at character {position}, which is not Unicode text",
                 {"position": exc.start},
             ) from None
         # Zero-width and control characters alone are no more text than spaces are.
@@ -100,7 +105,7 @@ class SentimentResult(_Message):
     processed_at: float = Field(description="the model finished scoring the post")
 
 
-class RejectReason(str, Enum):
+class RejectReason(StrEnum):
     """Why a message became a dead letter. The README's reliability section explains each."""
 
     EMPTY_PAYLOAD = "empty_payload"
@@ -162,7 +167,10 @@ class SentimentStats(_Message):
     mean_score: float
 
 
-class WorkerState(str, Enum):
+WorkerRole = Literal["classify", "stats"]
+
+
+class WorkerState(StrEnum):
     RUNNING = "running"
     RESTARTING = "restarting"  # exited; starts again after its back-off
     CRASH_LOOPING = "crash_looping"  # restarted crash_loop_restarts times or more within the crash-loop window
@@ -173,7 +181,7 @@ class WorkerStatus(_Message):
     """One worker process of a pipeline supervisor."""
 
     slot: int
-    role: Literal["classify", "stats"]
+    role: WorkerRole
     state: WorkerState
     pid: int | None
     restarts: int = Field(description="within the crash-loop window")
@@ -181,8 +189,12 @@ class WorkerStatus(_Message):
     last_exit: str | None = Field(default=None, description="how the last process ended, e.g. 'exit code 1', 'SIGKILL'")
     last_error: str | None = Field(default=None, description="the exception that ended it, if it said")
     last_error_at: float | None = None
-    careful: bool = Field(default=False, description="scoring one message per checkpoint after a crash, to find its cause")
-    stuck_at: str | None = Field(default=None, description="topic[partition]@offset the last crash happened on, if known")
+    careful: bool = Field(
+        default=False, description="scoring one message per checkpoint after a crash, to find its cause"
+    )
+    stuck_at: str | None = Field(
+        default=None, description="topic[partition]@offset the last crash happened on, if known"
+    )
     poisoned: int = Field(default=0, description="messages set aside as poison_message since the supervisor started")
     state_resets: int = Field(
         default=0, description="statistics: local state found out of step with its changelog, dropped and restored"
@@ -240,7 +252,9 @@ def decode_post(raw: bytes | None, max_text_chars: int) -> Post:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InvalidPost(RejectReason.INVALID_UTF8, f"payload is not UTF-8: {exc.reason} at byte {exc.start}") from None
+        raise InvalidPost(
+            RejectReason.INVALID_UTF8, f"payload is not UTF-8: {exc.reason} at byte {exc.start}"
+        ) from None
     try:
         document = json.loads(text)
     except RecursionError:
@@ -257,7 +271,8 @@ def decode_post(raw: bytes | None, max_text_chars: int) -> Post:
     # The integer 1 itself: true and 1.0 are equal to it in Python, yet no producer of this schema writes them.
     if type(version) is not int or version != SCHEMA_VERSION:
         raise InvalidPost(
-            RejectReason.UNKNOWN_SCHEMA_VERSION, f"schema_version {version!r} is not supported (expected {SCHEMA_VERSION})"
+            RejectReason.UNKNOWN_SCHEMA_VERSION,
+            f"schema_version {version!r} is not supported (expected {SCHEMA_VERSION})",
         )
     try:
         post = Post.model_validate(document, strict=True)
@@ -269,7 +284,9 @@ def decode_post(raw: bytes | None, max_text_chars: int) -> Post:
         reason = _PYDANTIC_REASONS.get(error["type"], RejectReason.INVALID_FIELD)
         raise InvalidPost(reason, f"{field}: {error['msg']}") from None
     if len(post.text) > max_text_chars:
-        raise InvalidPost(RejectReason.TEXT_TOO_LONG, f"text has {len(post.text)} characters, the limit is {max_text_chars}")
+        raise InvalidPost(
+            RejectReason.TEXT_TOO_LONG, f"text has {len(post.text)} characters, the limit is {max_text_chars}"
+        )
     return post
 
 
@@ -306,7 +323,13 @@ def _preview(raw: bytes, chars: int) -> str | None:
 
 
 def encode_dead_letter(
-    reason: RejectReason, detail: str, raw: bytes | None, key: bytes | None, topic: str, partition: int, offset: int,
+    reason: RejectReason,
+    detail: str,
+    raw: bytes | None,
+    key: bytes | None,
+    topic: str,
+    partition: int,
+    offset: int,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
 ) -> Outgoing:
     """The dead letter of one message, serialized so that key and value fit under ``max_message_bytes``.
@@ -349,7 +372,12 @@ def encode_dead_letter(
 
 
 def dead_letter_for(
-    error: InvalidPost, raw: bytes | None, key: bytes | None, topic: str, partition: int, offset: int,
+    error: InvalidPost,
+    raw: bytes | None,
+    key: bytes | None,
+    topic: str,
+    partition: int,
+    offset: int,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
 ) -> Outgoing:
     return encode_dead_letter(error.reason, error.detail, raw, key, topic, partition, offset, max_message_bytes)
@@ -362,5 +390,7 @@ class ResultTooLarge(ValueError):
 def encode_result(result: SentimentResult, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Outgoing:
     outgoing = Outgoing(result.author.encode(), result.to_bytes())
     if outgoing.size > message_budget(max_message_bytes):
-        raise ResultTooLarge(f"the result is {outgoing.size} bytes, over the {max_message_bytes} bytes a message may have")
+        raise ResultTooLarge(
+            f"the result is {outgoing.size} bytes, over the {max_message_bytes} bytes a message may have"
+        )
     return outgoing

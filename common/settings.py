@@ -57,22 +57,21 @@ class Settings(BaseSettings):
         default=300_000, ge=10_000, description="A worker that does not poll this long leaves its group"
     )
     transaction_timeout_ms: int = Field(
-        default=120_000, ge=1_000, le=900_000,
+        default=120_000,
+        ge=1_000,
+        le=900_000,
         description="exactly-once: the broker aborts a transaction open this long (its own cap is 15 min)",
     )
-    batch_size: int = Field(
-        default=128, ge=1, description="Most posts gathered into one batch before they are scored"
-    )
+    batch_size: int = Field(default=128, ge=1, description="Most posts gathered into one batch before they are scored")
     model_batch_size: int = Field(
         default=16, ge=1, description="Posts per forward pass: the model sorts a batch by length, then runs these"
     )
-    batch_max_wait_ms: int = Field(
-        default=10, ge=1, description="Longest a batch gathers posts before it is scored"
-    )
+    batch_max_wait_ms: int = Field(default=10, ge=1, description="Longest a batch gathers posts before it is scored")
     # At most 100,000: a result (its text JSON-escaped at up to 6 bytes a character) must fit in one message.
     max_text_chars: int = Field(default=5000, ge=1, le=100_000, description="Longer posts are dead-lettered")
     message_max_bytes: int = Field(
-        default=1_000_000, ge=64 * 1024,
+        default=1_000_000,
+        ge=64 * 1024,
         description="Largest message the project writes (librdkafka message.max.bytes); a topic's lower "
         "max.message.bytes wins",
     )
@@ -81,7 +80,9 @@ class Settings(BaseSettings):
     )
     crash_loop_restarts: int = Field(default=3, ge=1, description="Restarts within the window that make a crash loop")
     crash_loop_window_seconds: float = Field(default=300.0, gt=0)
-    status_interval_seconds: float = Field(default=5.0, gt=0, description="How often the supervisor reports its workers")
+    status_interval_seconds: float = Field(
+        default=5.0, gt=0, description="How often the supervisor reports its workers"
+    )
     stats_window_seconds: int = Field(default=60, ge=1)
     stats_grace_seconds: int = Field(
         default=10, ge=0, description="How late (event time) a result may arrive and still count in its window"

@@ -32,7 +32,11 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.topic_dead_letters, 1, {"retention.ms": str(30 * 24 * 3600 * 1000)}),
         TopicSpec(settings.topic_stats, 1, {"retention.ms": week_ms}),
         # The latest heartbeat of each supervisor; a day of history at most.
-        TopicSpec(settings.topic_pipeline_status, 1, {"cleanup.policy": "compact,delete", "retention.ms": str(24 * 3600 * 1000)}),
+        TopicSpec(
+            settings.topic_pipeline_status,
+            1,
+            {"cleanup.policy": "compact,delete", "retention.ms": str(24 * 3600 * 1000)},
+        ),
     ]
 
 
@@ -85,8 +89,11 @@ def wait_until_served(admin: AdminClient, names: list[str], timeout: float) -> N
     while True:
         topics = admin.list_topics(timeout=timeout).topics
         waiting = [
-            name for name in names
-            if name not in topics or topics[name].error is not None or not topics[name].partitions
+            name
+            for name in names
+            if name not in topics
+            or topics[name].error is not None
+            or not topics[name].partitions
             or any(p.leader < 0 for p in topics[name].partitions.values())
         ]
         if not waiting:

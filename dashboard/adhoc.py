@@ -72,7 +72,9 @@ class AdhocSubmitter:
         for post in posts:
             try:
                 self._producer.produce(
-                    self.settings.topic_posts, post.to_bytes(), post.author.encode(),
+                    self.settings.topic_posts,
+                    post.to_bytes(),
+                    post.author.encode(),
                     on_delivery=lambda error, _message, post_id=post.id: self._delivered(post_id, error),
                 )
             except BufferError:  # librdkafka's queue is full: Kafka has been away for a while

@@ -43,5 +43,10 @@ def evaluate(series: BucketSeries, now: float, lag: int | None, thresholds: Thre
             )
         )
     if lag is not None and lag > thresholds.max_lag:
-        alerts.append(Alert("The pipeline is falling behind", f"{lag:,} posts wait to be classified; threshold {thresholds.max_lag:,}."))
+        alerts.append(
+            Alert(
+                "The pipeline is falling behind",
+                f"{lag:,} posts wait to be classified; threshold {thresholds.max_lag:,}.",
+            )
+        )
     return alerts

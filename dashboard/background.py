@@ -62,7 +62,12 @@ class BackgroundThread:
     def health(self) -> ThreadHealth:
         with self._lock:
             return ThreadHealth(
-                self.name, self._last_success_at, self._restarts, self._failures > 0, self._last_error, self._last_error_at
+                self.name,
+                self._last_success_at,
+                self._restarts,
+                self._failures > 0,
+                self._last_error,
+                self._last_error_at,
             )
 
     def _run(self) -> None:

@@ -90,8 +90,13 @@ def label_share(frame: pd.DataFrame) -> go.Figure:
     for label in LABELS:
         figure.add_trace(
             go.Scatter(
-                x=frame.index, y=shares[label], name=label, stackgroup="share", mode="lines",
-                line={"width": 0.5, "color": LABEL_COLORS[label]}, hovertemplate="%{y:.0f}%",
+                x=frame.index,
+                y=shares[label],
+                name=label,
+                stackgroup="share",
+                mode="lines",
+                line={"width": 0.5, "color": LABEL_COLORS[label]},
+                hovertemplate="%{y:.0f}%",
             )
         )
     figure.update_yaxes(range=[0, 100], ticksuffix="%")
@@ -103,7 +108,14 @@ def mean_score(frame: pd.DataFrame, rolling_steps: int = 6) -> go.Figure:
     counts = frame["total"].rolling(rolling_steps, min_periods=1).sum()
     rolling = weighted / counts.where(counts > 0)
     figure = go.Figure(
-        go.Scatter(x=frame.index, y=rolling, mode="lines", name="rolling mean", line={"color": "#f4d03f", "width": 3}, connectgaps=False)
+        go.Scatter(
+            x=frame.index,
+            y=rolling,
+            mode="lines",
+            name="rolling mean",
+            line={"color": "#f4d03f", "width": 3},
+            connectgaps=False,
+        )
     )
     figure.add_hline(y=0, line={"color": "#7f8c8d", "dash": "dot"})
     figure.update_yaxes(range=[-1, 1], tickvals=[-1, -0.5, 0, 0.5, 1])
@@ -114,8 +126,11 @@ def label_counts(series: BucketSeries) -> go.Figure:
     totals = series.label_counts.sum(axis=0)
     figure = go.Figure(
         go.Bar(
-            x=list(LABELS), y=totals, marker_color=[LABEL_COLORS[label] for label in LABELS],
-            text=[f"{int(value):,}" for value in totals], textposition="auto",
+            x=list(LABELS),
+            y=totals,
+            marker_color=[LABEL_COLORS[label] for label in LABELS],
+            text=[f"{int(value):,}" for value in totals],
+            textposition="auto",
         )
     )
     return _style(figure, "Posts per label")
@@ -131,7 +146,14 @@ def confidence_histogram(series: BucketSeries) -> go.Figure:
 
 def throughput(frame: pd.DataFrame) -> go.Figure:
     figure = go.Figure(
-        go.Scatter(x=frame.index, y=frame["rate"], mode="lines", fill="tozeroy", line={"color": "#48c9b0", "width": 2}, name="posts/s")
+        go.Scatter(
+            x=frame.index,
+            y=frame["rate"],
+            mode="lines",
+            fill="tozeroy",
+            line={"color": "#48c9b0", "width": 2},
+            name="posts/s",
+        )
     )
     figure.update_yaxes(rangemode="tozero")
     return _style(figure, "Throughput (posts/s)")
@@ -141,7 +163,13 @@ def latency(frame: pd.DataFrame) -> go.Figure:
     figure = go.Figure()
     for q in PERCENTILES:
         figure.add_trace(
-            go.Scatter(x=frame.index, y=frame[f"p{q}"], mode="lines", name=f"p{q}", line={"color": PERCENTILE_COLORS[q], "width": 2})
+            go.Scatter(
+                x=frame.index,
+                y=frame[f"p{q}"],
+                mode="lines",
+                name=f"p{q}",
+                line={"color": PERCENTILE_COLORS[q], "width": 2},
+            )
         )
     figure.update_yaxes(rangemode="tozero", ticksuffix=" s")
     return _style(figure, "End-to-end latency (s)")

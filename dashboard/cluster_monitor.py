@@ -22,7 +22,14 @@ from confluent_kafka.admin import AdminClient
 from common.settings import Settings
 from dashboard.background import BackgroundThread, ThreadHealth
 from dashboard.monitoring import (
-    ClusterView, GroupView, Partition, ThroughputTracker, TopicPartitionKey, cluster_view, group_view, kafka_error_text,
+    ClusterView,
+    GroupView,
+    Partition,
+    ThroughputTracker,
+    TopicPartitionKey,
+    cluster_view,
+    group_view,
+    kafka_error_text,
 )
 from dashboard.pipeline_health import Heartbeats, PipelineHealth, interpret
 from pipeline.application import STATS_GROUP_SUFFIX
@@ -133,7 +140,10 @@ class ClusterMonitor:
     def _run(self, stop: threading.Event) -> None:
         # Quiet clients: an unreachable cluster is shown on every page and logged once per outage, not per retry.
         admin = AdminClient(
-            {**self.settings.kafka_client_config(), "error_cb": lambda error: logger.debug("Monitor admin client: %s", error.str())}
+            {
+                **self.settings.kafka_client_config(),
+                "error_cb": lambda error: logger.debug("Monitor admin client: %s", error.str()),
+            }
         )
         status = StatusTopicReader(self.settings)
         throughput = ThroughputTracker()
@@ -168,10 +178,14 @@ class ClusterMonitor:
         except KafkaException as exc:
             problems.append(f"status topic {status.topic}: {kafka_error_text(exc)}")
         now = time.time()
-        members = [member.instance_id for member in groups["pipeline_group"].members] if groups["pipeline_group"] else []
+        members = (
+            [member.instance_id for member in groups["pipeline_group"].members] if groups["pipeline_group"] else []
+        )
         pipeline = interpret(status.heartbeats.latest(), members, now)
         rates = throughput.update(cluster.end_offsets(), cluster.taken_at)
-        snapshot = ClusterSnapshot(now, now, None, cluster, rates, groups["pipeline_group"], groups["stats_group"], pipeline, tuple(problems))
+        snapshot = ClusterSnapshot(
+            now, now, None, cluster, rates, groups["pipeline_group"], groups["stats_group"], pipeline, tuple(problems)
+        )
         with self._lock:
             recovered = self._snapshot.error is not None
             self._snapshot = snapshot
@@ -186,4 +200,8 @@ class ClusterMonitor:
             first = self._snapshot.error is None
             self._snapshot = replace(self._snapshot, taken_at=time.time(), error=error)
         if first:
-            logger.warning("Kafka at %s does not answer (%s); pages show the last snapshot until it does", self.settings.brokers, error)
+            logger.warning(
+                "Kafka at %s does not answer (%s); pages show the last snapshot until it does",
+                self.settings.brokers,
+                error,
+            )

@@ -88,7 +88,9 @@ class GroupView:
         return sum(p.lag for p in self.lag)
 
 
-def _offsets(admin: AdminClient, partitions: Iterable[TopicPartition], spec: OffsetSpec, timeout: float) -> dict[TopicPartitionKey, int]:
+def _offsets(
+    admin: AdminClient, partitions: Iterable[TopicPartition], spec: OffsetSpec, timeout: float
+) -> dict[TopicPartitionKey, int]:
     requests = {partition: spec for partition in partitions}
     if not requests:
         return {}
@@ -104,7 +106,11 @@ def cluster_view(admin: AdminClient, topics: Iterable[str] | None = None, timeou
         for broker in sorted(metadata.brokers.values(), key=lambda b: b.id)
     ]
     wanted = set(topics) if topics is not None else {name for name in metadata.topics if not name.startswith("__")}
-    found = [metadata.topics[name] for name in sorted(wanted) if name in metadata.topics and metadata.topics[name].error is None]
+    found = [
+        metadata.topics[name]
+        for name in sorted(wanted)
+        if name in metadata.topics and metadata.topics[name].error is None
+    ]
     partitions = [TopicPartition(topic.topic, p) for topic in found for p in sorted(topic.partitions)]
     starts = _offsets(admin, partitions, OffsetSpec.earliest(), timeout)
     ends = _offsets(admin, partitions, OffsetSpec.latest(), timeout)
@@ -112,8 +118,13 @@ def cluster_view(admin: AdminClient, topics: Iterable[str] | None = None, timeou
         brokers=brokers,
         partitions=[
             Partition(
-                topic.topic, p.id, p.leader, tuple(p.replicas), tuple(p.isrs),
-                starts[(topic.topic, p.id)], ends[(topic.topic, p.id)],
+                topic.topic,
+                p.id,
+                p.leader,
+                tuple(p.replicas),
+                tuple(p.isrs),
+                starts[(topic.topic, p.id)],
+                ends[(topic.topic, p.id)],
             )
             for topic in found
             for p in sorted(topic.partitions.values(), key=lambda p: p.id)
@@ -132,7 +143,9 @@ def group_view(admin: AdminClient, group: str, topic: str, cluster: ClusterView,
     }
     members = tuple(
         GroupMember(
-            member.client_id, member.host, member.group_instance_id,
+            member.client_id,
+            member.host,
+            member.group_instance_id,
             tuple(sorted(tp.partition for tp in member.assignment.topic_partitions if tp.topic == topic)),
         )
         for member in description.members
@@ -144,7 +157,11 @@ def group_view(admin: AdminClient, group: str, topic: str, cluster: ClusterView,
             continue
         done = committed.get((topic, partition.partition))
         pending = partition_lag(partition.end_offset, done, partition.start_offset)
-        lag.append(PartitionLag(topic, partition.partition, done, partition.end_offset, pending, owners.get(partition.partition)))
+        lag.append(
+            PartitionLag(
+                topic, partition.partition, done, partition.end_offset, pending, owners.get(partition.partition)
+            )
+        )
     return GroupView(group, description.state.name, members, lag)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from pydantic import ValidationError
 
@@ -23,7 +23,7 @@ GONE_AFTER_INTERVALS = 3
 MAX_SUPERVISORS = 100  # remembered; every supervisor start is a new instance id
 
 
-class PipelineState(str, Enum):
+class PipelineState(StrEnum):
     RUNNING = "running"
     CRASH_LOOPING = "crash_looping"
     RESTARTING = "restarting"
@@ -61,7 +61,9 @@ def interpret(heartbeats: Iterable[PipelineStatus], members: Collection[str | No
     # A cleanly stopped worker stays a (static) member of the group until its session times out.
     stopped_slots = {
         WorkerIdentity(status.instance, worker.role, worker.slot).member
-        for status in known if status.stopping for worker in status.workers
+        for status in known
+        if status.stopping
+        for worker in status.workers
     }
     lingering = sum(member in stopped_slots for member in members)
     active = len(members) - lingering
@@ -84,7 +86,9 @@ def interpret(heartbeats: Iterable[PipelineStatus], members: Collection[str | No
     if active:  # workers without a reporting supervisor: started on their own, or their supervisor was killed
         return PipelineHealth(PipelineState.RUNNING, active, lingering, (), last_words, live=False)
     stopped = latest is not None and latest.stopping
-    return PipelineHealth(PipelineState.STOPPED if stopped else PipelineState.NOT_RUNNING, 0, lingering, (), last_words, live=False)
+    return PipelineHealth(
+        PipelineState.STOPPED if stopped else PipelineState.NOT_RUNNING, 0, lingering, (), last_words, live=False
+    )
 
 
 class Heartbeats:
@@ -102,7 +106,9 @@ class Heartbeats:
         try:
             status = PipelineStatus.model_validate_json(value)
         except ValidationError as exc:
-            logger.debug("Ignoring a record on the status topic that is not a PipelineStatus: %s", exc.errors()[0]["msg"])
+            logger.debug(
+                "Ignoring a record on the status topic that is not a PipelineStatus: %s", exc.errors()[0]["msg"]
+            )
             return
         if status.consumer_group != self.consumer_group:
             return

@@ -38,7 +38,9 @@ class ProducerState:
     stats: ProducerStats | None  # of the current or last run
 
 
-def make_source(kind: SourceKind, upload: Upload | None = None, max_rows: int | None = None) -> tuple[Iterator[Post], str | None]:
+def make_source(
+    kind: SourceKind, upload: Upload | None = None, max_rows: int | None = None
+) -> tuple[Iterator[Post], str | None]:
     """The posts of a source, and for an upload what it held; a ValueError says why an upload is unusable."""
     if kind == "dataset":
         return dataset_posts(), None

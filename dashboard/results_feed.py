@@ -63,7 +63,9 @@ class ResultsFeed:
         adhoc_size: int = 2_000,
     ):
         self.settings = settings
-        self.history_seconds = history_seconds if history_seconds is not None else settings.dashboard_history_minutes * 60
+        self.history_seconds = (
+            history_seconds if history_seconds is not None else settings.dashboard_history_minutes * 60
+        )
         self._lock = threading.Lock()
         self._ring: deque[ResultRecord] = deque(maxlen=ring_size)
         self._buckets = SecondBuckets(horizon_seconds=int(self.history_seconds) + 60)
@@ -138,7 +140,10 @@ class ResultsFeed:
             )
 
     def snapshot(
-        self, window_seconds: float, sources: Collection[str] | None = None, authors: Collection[str] | None = None,
+        self,
+        window_seconds: float,
+        sources: Collection[str] | None = None,
+        authors: Collection[str] | None = None,
         latest: int = 200,
     ) -> LiveSnapshot:
         """The last ``window_seconds`` of results, for the chosen sources and authors (None = all)."""
@@ -150,7 +155,8 @@ class ResultsFeed:
             rows = None if author_set else self._buckets.copy_rows(since, source_set)
             ring = list(self._ring)
         matching = [
-            record for record in ring
+            record
+            for record in ring
             if record.available_at >= since
             and (source_set is None or record.source in source_set)
             and (author_set is None or record.author in author_set)
@@ -223,18 +229,29 @@ class ResultsFeed:
             return False
         # -1: nothing that recent, start at the end.
         starts = [TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_END) for tp in offsets]
-        resumed = [TopicPartition(tp.topic, tp.partition, known[(tp.topic, tp.partition)]) for tp in wanted if (tp.topic, tp.partition) in known]
+        resumed = [
+            TopicPartition(tp.topic, tp.partition, known[(tp.topic, tp.partition)])
+            for tp in wanted
+            if (tp.topic, tp.partition) in known
+        ]
         consumer.assign(starts + resumed)
         self._set_error(None)
         logger.info(
-            "Results feed assigned %d partitions (%d rewound %.0f s, %d resumed)", len(wanted), len(starts), self.history_seconds, len(resumed)
+            "Results feed assigned %d partitions (%d rewound %.0f s, %d resumed)",
+            len(wanted),
+            len(starts),
+            self.history_seconds,
+            len(resumed),
         )
         return True
 
     def _dispatch(self, messages: list[Message]) -> None:
         results: list[tuple[bytes | None, float]] = []
         letters: list[bytes | None] = []
-        positions: dict[str, dict[tuple[str, int], int]] = {self.settings.topic_results: {}, self.settings.topic_dead_letters: {}}
+        positions: dict[str, dict[tuple[str, int], int]] = {
+            self.settings.topic_results: {},
+            self.settings.topic_dead_letters: {},
+        }
         for message in messages:
             error = message.error()
             if error is not None:
@@ -243,7 +260,7 @@ class ResultsFeed:
                 continue
             positions[message.topic()][(message.topic(), message.partition())] = message.offset() + 1
             if message.topic() == self.settings.topic_results:
-                kind, stamp = message.timestamp()
+                _, stamp = message.timestamp()
                 results.append((message.value(), stamp / 1000 if stamp > 0 else time.time()))
             else:
                 letters.append(message.value())

@@ -106,9 +106,15 @@ def worker_text(item: TroubledWorker, window_seconds: float, now: float) -> str:
     return "\n".join(lines)
 
 
-def _badges(snapshot: ClusterSnapshot, threads: list[ThreadHealth], producer: ProducerState, last_result_at: float | None) -> None:
+def _badges(
+    snapshot: ClusterSnapshot, threads: list[ThreadHealth], producer: ProducerState, last_result_at: float | None
+) -> None:
     if not snapshot.kafka_ok:
-        st.badge("Kafka unreachable" if snapshot.error else "Kafka: connecting", icon=":material/error:", color="red" if snapshot.error else "gray")
+        st.badge(
+            "Kafka unreachable" if snapshot.error else "Kafka: connecting",
+            icon=":material/error:",
+            color="red" if snapshot.error else "gray",
+        )
     else:
         brokers = len(snapshot.cluster.brokers)
         st.badge(f"Kafka: {brokers} broker{'s' * (brokers != 1)}", icon=":material/check_circle:", color="green")
@@ -116,7 +122,11 @@ def _badges(snapshot: ClusterSnapshot, threads: list[ThreadHealth], producer: Pr
     if pipeline is None:
         st.badge("Pipeline: unknown", icon=":material/help:", color="gray")
     elif pipeline.state is PipelineState.RUNNING:
-        st.badge(f"Pipeline: {pipeline.workers} worker{'s' * (pipeline.workers != 1)}", icon=":material/check_circle:", color="green")
+        st.badge(
+            f"Pipeline: {pipeline.workers} worker{'s' * (pipeline.workers != 1)}",
+            icon=":material/check_circle:",
+            color="green",
+        )
     else:
         label, icon, color = PIPELINE_BADGES[pipeline.state]
         st.badge(label, icon=icon, color=color)
@@ -128,7 +138,9 @@ def _badges(snapshot: ClusterSnapshot, threads: list[ThreadHealth], producer: Pr
         st.badge(f"Last result {ago(time.time() - last_result_at)}", icon=":material/schedule:", color="gray")
     for thread in threads:
         if thread.failing:
-            st.badge(f"{THREAD_NAMES[thread.name].capitalize()} restarting", icon=":material/restart_alt:", color="orange")
+            st.badge(
+                f"{THREAD_NAMES[thread.name].capitalize()} restarting", icon=":material/restart_alt:", color="orange"
+            )
 
 
 def _pipeline_banner(pipeline: PipelineHealth, settings: Settings, now: float) -> None:
@@ -146,7 +158,8 @@ def _pipeline_banner(pipeline: PipelineHealth, settings: Settings, now: float) -
         when = f" {ago(now - last.sent_at)}" if last is not None else ""
         lingering = (
             f" Kafka lists {pipeline.lingering} of its workers in the group until their session times out."
-            if pipeline.lingering else ""
+            if pipeline.lingering
+            else ""
         )
         st.warning(f"The pipeline was stopped{when}.{lingering} {start_hint}", icon=":material/stop_circle:")
     elif pipeline.state is PipelineState.NOT_RUNNING:
@@ -156,8 +169,10 @@ def _pipeline_banner(pipeline: PipelineHealth, settings: Settings, now: float) -
             icon=":material/pause_circle:",
         )
         if pipeline.supervisors:
-            st.text(f"Its supervisor last reported {ago(now - pipeline.supervisors[0].sent_at)} and did not say "
-                    "it was stopping: it was killed, or its host is down.")
+            st.text(
+                f"Its supervisor last reported {ago(now - pipeline.supervisors[0].sent_at)} and did not say "
+                "it was stopping: it was killed, or its host is down."
+            )
     for item in pipeline.troubled:
         with st.container(border=True):
             st.text(worker_text(item, settings.crash_loop_window_seconds, now))
@@ -166,7 +181,9 @@ def _pipeline_banner(pipeline: PipelineHealth, settings: Settings, now: float) -
 def _thread_banners(threads: list[ThreadHealth], now: float) -> None:
     for thread in threads:
         if thread.failing:
-            success = f"last worked {ago(now - thread.last_success_at)}" if thread.last_success_at else "has not worked yet"
+            success = (
+                f"last worked {ago(now - thread.last_success_at)}" if thread.last_success_at else "has not worked yet"
+            )
             st.warning(
                 f"The dashboard's {THREAD_NAMES[thread.name]} hit an unexpected error; it starts again by itself "
                 f"({thread.restarts} restart{'s' * (thread.restarts != 1)} so far, {success}).",

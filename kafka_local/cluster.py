@@ -10,6 +10,7 @@ Layout under ``home``::
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import os
@@ -87,7 +88,9 @@ def new_cluster_id() -> str:
 def check_java() -> str:
     java = shutil.which("java")
     if java is None:
-        raise KafkaLauncherError("Java is not installed: Kafka 4 needs Java 17 or newer (Debian: apt-get install openjdk-17-jre-headless).")
+        raise KafkaLauncherError(
+            "Java is not installed: Kafka 4 needs Java 17 or newer (Debian: apt-get install openjdk-17-jre-headless)."
+        )
     output = subprocess.run([java, "-version"], capture_output=True, text=True).stderr
     match = re.search(r'version "(\d+)(?:\.(\d+))?', output)
     major = int(match.group(1)) if match else 0
@@ -110,8 +113,16 @@ def fetch_jars(libs: Path) -> Path:
         shutil.rmtree(libs)
     libs.mkdir(parents=True)
     logger.info("Resolving Apache Kafka jars from Maven Central into %s", libs)
-    command = [mvn, "-q", "-B", "-f", str(POM), f"{DEPENDENCY_PLUGIN}:copy-dependencies",
-               "-DincludeScope=runtime", f"-DoutputDirectory={libs}"]
+    command = [
+        mvn,
+        "-q",
+        "-B",
+        "-f",
+        str(POM),
+        f"{DEPENDENCY_PLUGIN}:copy-dependencies",
+        "-DincludeScope=runtime",
+        f"-DoutputDirectory={libs}",
+    ]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise KafkaLauncherError(f"Maven could not resolve the Kafka jars:\n{(result.stdout + result.stderr)[-3000:]}")
@@ -233,12 +244,16 @@ class LocalCluster:
         args = ["format", "-t", spec.cluster_id, "-c", str(self.node_dir(node_id) / "server.properties"), "-g"]
         if spec.nodes == 1:
             args.append("--standalone")
-        result = subprocess.run(self._java_command(java, "kafka.tools.StorageTool", *args), capture_output=True, text=True)
+        result = subprocess.run(
+            self._java_command(java, "kafka.tools.StorageTool", *args), capture_output=True, text=True
+        )
         if result.returncode != 0:
             raise KafkaLauncherError(f"Formatting node {node_id} failed:\n{(result.stdout + result.stderr)[-3000:]}")
 
     # --- lifecycle -----------------------------------------------------------------------------
-    def start(self, nodes: int = 1, base_port: int = 9092, timeout: float = 90.0, only: list[int] | None = None) -> ClusterSpec:
+    def start(
+        self, nodes: int = 1, base_port: int = 9092, timeout: float = 90.0, only: list[int] | None = None
+    ) -> ClusterSpec:
         """Start the cluster's nodes (or just ``only``) and wait until every started node serves."""
         java = check_java()
         fetch_jars(self.libs)
@@ -255,10 +270,13 @@ class LocalCluster:
         for node_id in to_start:
             self._format(java, spec, node_id)
         for node_id in to_start:
-            log = open(self.log_file(node_id), "ab")
+            log = open(self.log_file(node_id), "ab")  # noqa: SIM115 - the broker process writes to it for its life
             process = subprocess.Popen(
                 self._java_command(java, "kafka.Kafka", str(self.node_dir(node_id) / "server.properties")),
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
             (self.node_dir(node_id) / "pid").write_text(f"{process.pid} {_start_time(process.pid)}")
             logger.info("Started Kafka node %d (pid %d), log: %s", node_id, process.pid, self.log_file(node_id))
@@ -275,7 +293,9 @@ class LocalCluster:
             if dead or (pending and time.monotonic() > deadline):
                 node_id = (dead or pending)[0]
                 why = "exited" if dead else f"did not serve within {timeout:.0f} s"
-                raise KafkaLauncherError(f"Kafka node {node_id} {why}. Last lines of {self.log_file(node_id)}:\n{self.tail(node_id)}")
+                raise KafkaLauncherError(
+                    f"Kafka node {node_id} {why}. Last lines of {self.log_file(node_id)}:\n{self.tail(node_id)}"
+                )
             if pending:
                 time.sleep(0.25)
 
@@ -286,7 +306,7 @@ class LocalCluster:
             return []
         targets = [n for n in (only or spec.node_ids) if self.pid(n)]
         pids = {n: self.pid(n) for n in targets}
-        for node_id, pid in pids.items():
+        for pid in pids.values():
             os.kill(pid, signal.SIGKILL if kill else signal.SIGTERM)
         deadline = time.monotonic() + timeout
         for node_id, pid in pids.items():
@@ -329,9 +349,7 @@ def _alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     if state == "Z":
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
         return False
     return True

@@ -43,7 +43,9 @@ with st.form("analyze-form", clear_on_submit=False, border=True):
     text = st.text_area(
         f"Texts, one per line (at most {MAX_BATCH})" if batch else "Text",
         height=160 if batch else 100,
-        placeholder="What a fantastic day!" if not batch else "I love it\nThe bus is late again\nThe shop opens at nine",
+        placeholder="What a fantastic day!"
+        if not batch
+        else "I love it\nThe bus is late again\nThe shop opens at nine",
         key="analyze-text",
     )
     st.caption(f"At most {settings.max_text_chars:,} characters per post.")
@@ -57,14 +59,21 @@ if submitted:
         st.error(str(exc), icon=":material/error:")
     else:  # newest submission first, a batch in its line order
         now = time.time()
-        st.session_state["submissions"] = [Submission(post.id, post.text, now) for post in posts] + st.session_state["submissions"][: HISTORY - len(posts)]
+        st.session_state["submissions"] = [Submission(post.id, post.text, now) for post in posts] + st.session_state[
+            "submissions"
+        ][: HISTORY - len(posts)]
 
 
 def outcome_row(submission: Submission, now: float) -> dict[str, object]:
     outcome = feed.outcome(submission.post_id)
     undelivered = resources.submitter().delivery_error(submission.post_id) if outcome is None else None
     row: dict[str, object] = {
-        "sent": submission.submitted_at, "text": submission.text, "label": None, "confidence": None, "latency": None, "reason": None,
+        "sent": submission.submitted_at,
+        "text": submission.text,
+        "label": None,
+        "confidence": None,
+        "latency": None,
+        "reason": None,
     }
     if isinstance(outcome, ResultRecord):
         row.update(status="done", label=[outcome.label], confidence=outcome.score, latency=outcome.latency)
@@ -104,19 +113,27 @@ def results() -> None:
     if any(str(row["status"]).startswith("rejected") for row in rows):
         st.error("The pipeline rejected some posts; the reason is in the table.", icon=":material/block:")
     if any(row["status"] == "not sent" for row in rows):
-        st.error("Kafka did not take some posts (is it running?); the reason is in the table. Send them again when it is back.", icon=":material/cloud_off:")
+        st.error(
+            "Kafka did not take some posts (is it running?); the reason is in the table. Send them again when it is back.",
+            icon=":material/cloud_off:",
+        )
     table = pd.DataFrame(rows)
     table["sent"] = pd.to_datetime(table["sent"], unit="s", utc=True).dt.tz_convert(charts.local_timezone())
     # User text only ever goes through st.dataframe: shown as text, never as markdown or HTML.
     st.dataframe(
-        table[["sent", "status", "label", "confidence", "latency", "text"] + (["reason"] if table["reason"].notna().any() else [])],
+        table[
+            ["sent", "status", "label", "confidence", "latency", "text"]
+            + (["reason"] if table["reason"].notna().any() else [])
+        ],
         hide_index=True,
         column_config={
             "sent": st.column_config.DatetimeColumn("Sent", format="HH:mm:ss", width="small"),
             "status": st.column_config.TextColumn("Status", width="small"),
             "label": charts.label_column("Label"),
             "reason": st.column_config.TextColumn("Reason", width="medium"),
-            "confidence": st.column_config.ProgressColumn("Confidence", min_value=0.0, max_value=1.0, format="%.2f", width="small"),
+            "confidence": st.column_config.ProgressColumn(
+                "Confidence", min_value=0.0, max_value=1.0, format="%.2f", width="small"
+            ),
             "latency": st.column_config.NumberColumn("Latency (s)", format="%.2f", width="small"),
             "text": st.column_config.TextColumn("Text", width="large"),
         },

@@ -29,7 +29,13 @@ widgets.status_bar()
 st.title("Live sentiment")
 sources, authors = feed.choices()
 with st.container(horizontal=True, vertical_alignment="bottom"):
-    range_name = st.segmented_control("Time range", list(ranges), default="5 min" if "5 min" in ranges else next(iter(ranges)), required=True, key="live-range")
+    range_name = st.segmented_control(
+        "Time range",
+        list(ranges),
+        default="5 min" if "5 min" in ranges else next(iter(ranges)),
+        required=True,
+        key="live-range",
+    )
     chosen_sources = st.multiselect("Sources", sources, placeholder="All sources", key="live-sources", width=320)
     chosen_authors = st.multiselect(
         "Authors", authors, placeholder="All authors", accept_new_options=True, key="live-authors", width=320
@@ -55,7 +61,7 @@ def headline(snapshot: LiveSnapshot, frame: pd.DataFrame) -> None:
     with st.container(horizontal=True):
         st.metric("Posts", f"{series.total:,}", border=True)
         st.metric("Throughput", f"{recent_rate:.1f}/s", border=True)
-        for label, value in zip(LABELS, share):
+        for label, value in zip(LABELS, share, strict=True):
             st.metric(f":{charts.LABEL_MARKDOWN_COLORS[label]}[{label.capitalize()}]", f"{value:.0%}", border=True)
         mean = series.polarity_sums.sum() / series.total
         st.metric("Mean sentiment", f"{mean:+.2f}", border=True)
@@ -84,7 +90,9 @@ def latest_table(snapshot: LiveSnapshot) -> None:
         column_config={
             "time": st.column_config.DatetimeColumn("Time", format="HH:mm:ss", width="small"),
             "label": charts.label_column("Label"),
-            "confidence": st.column_config.ProgressColumn("Confidence", min_value=0.0, max_value=1.0, format="%.2f", width="small"),
+            "confidence": st.column_config.ProgressColumn(
+                "Confidence", min_value=0.0, max_value=1.0, format="%.2f", width="small"
+            ),
             "source": st.column_config.TextColumn("Source", width="small"),
             "author": st.column_config.TextColumn("Author", width="small"),
             "text": st.column_config.TextColumn("Text", width="large"),

@@ -25,7 +25,11 @@ feed = resources.results_feed()
 widgets.status_bar()
 st.title("Kafka monitoring")
 project_topics = {
-    settings.topic_posts, settings.topic_results, settings.topic_dead_letters, settings.topic_stats, settings.topic_pipeline_status,
+    settings.topic_posts,
+    settings.topic_results,
+    settings.topic_dead_letters,
+    settings.topic_stats,
+    settings.topic_pipeline_status,
 }
 all_topics = st.toggle("Show every topic (also the pipeline's internal ones)", key="monitoring-all-topics")
 
@@ -54,8 +58,13 @@ def lag_table(group: GroupView) -> pd.DataFrame:
     return pd.DataFrame(
         [
             {
-                "partition": p.partition, "committed": p.committed, "end offset": p.end_offset, "lag": p.lag,
-                "member": f"{p.member.instance_id or p.member.client_id} ({p.member.host.lstrip('/')})" if p.member else "",
+                "partition": p.partition,
+                "committed": p.committed,
+                "end offset": p.end_offset,
+                "lag": p.lag,
+                "member": f"{p.member.instance_id or p.member.client_id} ({p.member.host.lstrip('/')})"
+                if p.member
+                else "",
             }
             for p in group.lag
         ]
@@ -72,8 +81,14 @@ def group_section(title: str, group: GroupView | None, key: str) -> None:
         "lag = end offset − committed offset (from the first retained offset where the group never committed)."
     )
     st.dataframe(
-        lag_table(group), hide_index=True, key=key,
-        column_config={"lag": st.column_config.ProgressColumn("lag", min_value=0, max_value=max(max((p.lag for p in group.lag), default=0), 1), format="%d")},
+        lag_table(group),
+        hide_index=True,
+        key=key,
+        column_config={
+            "lag": st.column_config.ProgressColumn(
+                "lag", min_value=0, max_value=max(max((p.lag for p in group.lag), default=0), 1), format="%d"
+            )
+        },
     )
 
 
@@ -110,11 +125,17 @@ def workers_section(snapshot: ClusterSnapshot, now: float) -> None:
         for worker in status.workers
     ]
     st.dataframe(
-        pd.DataFrame(rows), hide_index=True, key="pipeline-workers",
+        pd.DataFrame(rows),
+        hide_index=True,
+        key="pipeline-workers",
         column_config={
             "heartbeat": st.column_config.NumberColumn("heartbeat (s ago)", format="%.0f"),
-            "restarts": st.column_config.NumberColumn("restarts", help=f"in the last {settings.crash_loop_window_seconds / 60:g} min"),
-            "careful": st.column_config.TextColumn("careful", help="scoring one message per checkpoint to isolate the one that crashes it"),
+            "restarts": st.column_config.NumberColumn(
+                "restarts", help=f"in the last {settings.crash_loop_window_seconds / 60:g} min"
+            ),
+            "careful": st.column_config.TextColumn(
+                "careful", help="scoring one message per checkpoint to isolate the one that crashes it"
+            ),
             "last error": st.column_config.TextColumn("last error", width="large"),
         },
     )
@@ -130,12 +151,15 @@ def threads_section(threads: list[ThreadHealth], now: float) -> None:
                     "state": "restarting after an error" if thread.failing else "working",
                     "last success": widgets.ago(now - thread.last_success_at) if thread.last_success_at else "not yet",
                     "restarts": thread.restarts,
-                    "last error": f"{thread.last_error} ({widgets.ago(now - thread.last_error_at)})" if thread.last_error else None,
+                    "last error": f"{thread.last_error} ({widgets.ago(now - thread.last_error_at)})"
+                    if thread.last_error
+                    else None,
                 }
                 for thread in threads
             ]
         ),
-        hide_index=True, key="background-threads",
+        hide_index=True,
+        key="background-threads",
     )
 
 
@@ -143,13 +167,18 @@ def dead_letters_section() -> None:
     st.subheader("Recent dead letters")
     letters = feed.recent_dead_letters()
     if not letters:
-        st.info("No dead letters in the dashboard's history window. Malformed posts would show here with their reason.", icon=":material/inbox:")
+        st.info(
+            "No dead letters in the dashboard's history window. Malformed posts would show here with their reason.",
+            icon=":material/inbox:",
+        )
         return
     table = pd.DataFrame(letters)
     table["failed_at"] = pd.to_datetime(table["failed_at"], unit="s", utc=True).dt.tz_convert(charts.local_timezone())
     # The preview is whatever was sent: st.dataframe shows it as text.
     st.dataframe(
-        table[["failed_at", "reason", "detail", "partition", "offset", "preview"]], hide_index=True, key="dead-letters",
+        table[["failed_at", "reason", "detail", "partition", "offset", "preview"]],
+        hide_index=True,
+        key="dead-letters",
         column_config={"failed_at": st.column_config.DatetimeColumn("Failed at", format="YYYY-MM-DD HH:mm:ss")},
     )
 
@@ -161,20 +190,36 @@ def monitor_view() -> None:
     threads = [monitor.thread_health(), feed.status().thread]
     if snapshot.cluster is None:
         if snapshot.error is None:
-            st.info(f"Taking a first look at the cluster (the server polls it every {monitor.interval:g} s)…", icon=":material/sync:")
+            st.info(
+                f"Taking a first look at the cluster (the server polls it every {monitor.interval:g} s)…",
+                icon=":material/sync:",
+            )
         else:
-            st.error("Kafka does not answer, and has not since the dashboard started: nothing to show yet.", icon=":material/cloud_off:")
+            st.error(
+                "Kafka does not answer, and has not since the dashboard started: nothing to show yet.",
+                icon=":material/cloud_off:",
+            )
         threads_section(threads, now)
         return
     if snapshot.error is not None:
-        st.warning(f"Kafka does not answer: these are the last figures it gave. {widgets.data_age(snapshot, now)}", icon=":material/history:")
+        st.warning(
+            f"Kafka does not answer: these are the last figures it gave. {widgets.data_age(snapshot, now)}",
+            icon=":material/history:",
+        )
     else:
-        st.caption(f"{widgets.data_age(snapshot, now)} The server polls Kafka every {monitor.interval:g} s, once for all tabs.")
+        st.caption(
+            f"{widgets.data_age(snapshot, now)} The server polls Kafka every {monitor.interval:g} s, once for all tabs."
+        )
     if snapshot.problems:
-        st.warning("Kafka answered only in part at the last poll: these parts are older, or missing.", icon=":material/warning:")
+        st.warning(
+            "Kafka answered only in part at the last poll: these parts are older, or missing.",
+            icon=":material/warning:",
+        )
         st.text("\n".join(snapshot.problems))
     cluster, pipeline_group = snapshot.cluster, snapshot.pipeline_group
-    incoming = [rate for (topic, _), rate in snapshot.rates.items() if topic == settings.topic_posts and rate is not None]
+    incoming = [
+        rate for (topic, _), rate in snapshot.rates.items() if topic == settings.topic_posts and rate is not None
+    ]
     under = sum(p.under_replicated for p in cluster.partitions)
     with st.container(horizontal=True):
         st.metric("Brokers", len(cluster.brokers), border=True)
@@ -188,13 +233,22 @@ def monitor_view() -> None:
     workers_section(snapshot, now)
     st.subheader("Brokers")
     st.dataframe(
-        pd.DataFrame([{"id": b.id, "address": b.address, "controller": "✔" if b.controller else ""} for b in cluster.brokers]),
-        hide_index=True, key="brokers",
+        pd.DataFrame(
+            [{"id": b.id, "address": b.address, "controller": "✔" if b.controller else ""} for b in cluster.brokers]
+        ),
+        hide_index=True,
+        key="brokers",
     )
     st.subheader("Topics and partitions")
     st.dataframe(
-        partitions_table(snapshot), hide_index=True, key="partitions",
-        column_config={"msgs/s": st.column_config.NumberColumn("msgs/s", format="%.1f", help="growth of the end offset between the last two polls")},
+        partitions_table(snapshot),
+        hide_index=True,
+        key="partitions",
+        column_config={
+            "msgs/s": st.column_config.NumberColumn(
+                "msgs/s", format="%.1f", help="growth of the end offset between the last two polls"
+            )
+        },
     )
     left, right = st.columns(2)
     with left:

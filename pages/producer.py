@@ -20,7 +20,9 @@ st.caption("One producer per server: it keeps running when this tab closes, and 
 
 if "producer-rate" not in st.session_state:
     current = holder.state().stats
-    st.session_state["producer-rate"] = float(current.target_rate or settings.producer_rate) if current else float(settings.producer_rate)
+    st.session_state["producer-rate"] = (
+        float(current.target_rate or settings.producer_rate) if current else float(settings.producer_rate)
+    )
 
 
 def apply_rate() -> None:
@@ -41,14 +43,23 @@ def start() -> None:
 
 with st.container(border=True):
     left, right = st.columns([2, 1])
-    kind = left.radio("Source", list(SOURCE_LABELS), format_func=SOURCE_LABELS.get, horizontal=True, key="producer-source")
+    kind = left.radio(
+        "Source", list(SOURCE_LABELS), format_func=SOURCE_LABELS.get, horizontal=True, key="producer-source"
+    )
     right.number_input(
-        "Rate (posts/s)", min_value=0.1, max_value=5000.0, step=5.0, key="producer-rate", on_change=apply_rate,
+        "Rate (posts/s)",
+        min_value=0.1,
+        max_value=5000.0,
+        step=5.0,
+        key="producer-rate",
+        on_change=apply_rate,
         help="Changes apply at once, also while the producer runs.",
     )
     if kind == "upload":
         file_column, text_column = st.columns([2, 1])
-        file_column.file_uploader("CSV, JSON Lines or JSON file", type=["csv", "jsonl", "ndjson", "json"], key="producer-file")
+        file_column.file_uploader(
+            "CSV, JSON Lines or JSON file", type=["csv", "jsonl", "ndjson", "json"], key="producer-file"
+        )
         text_column.text_input("Text column", value="text", key="producer-text-column")
         st.caption(
             f"At most {st.get_option('server.maxUploadSize'):,} MB and {settings.upload_max_rows:,} rows. "
@@ -62,13 +73,23 @@ def controls_and_stats() -> None:
     """Refreshes every second, so the buttons follow what other tabs do too."""
     state = holder.state()
     with st.container(horizontal=True):
-        st.button("Start", icon=":material/play_arrow:", type="primary", disabled=state.running, on_click=start, key="producer-start")
+        st.button(
+            "Start",
+            icon=":material/play_arrow:",
+            type="primary",
+            disabled=state.running,
+            on_click=start,
+            key="producer-start",
+        )
         st.button("Stop", icon=":material/stop:", disabled=not state.running, on_click=holder.stop, key="producer-stop")
     if "producer-error" in st.session_state:
         st.error("The producer did not start.", icon=":material/error:")
         st.text(st.session_state["producer-error"])
     if state.stats is None:
-        st.info("The producer has not run since the server started. Choose a source and press Start.", icon=":material/info:")
+        st.info(
+            "The producer has not run since the server started. Choose a source and press Start.",
+            icon=":material/info:",
+        )
         return
     stats = state.stats
     status = "Running" if state.running else "Stopped"

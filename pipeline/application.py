@@ -26,7 +26,9 @@ def output_limits(settings: Settings) -> dict[str, int]:
     return topic_message_limits(settings, [settings.topic_results, settings.topic_dead_letters, settings.topic_stats])
 
 
-def _application(settings: Settings, consumer_group: str, member: str, limits: dict[str, int], **options: Any) -> Application:
+def _application(
+    settings: Settings, consumer_group: str, member: str, limits: dict[str, int], **options: Any
+) -> Application:
     producer_config: dict[str, Any] = {
         "compression.type": "lz4",
         "linger.ms": 2,
@@ -86,9 +88,13 @@ def _outputs(settings: Settings, app: Application, limits: dict[str, int]) -> Ou
 
 
 def classifier_application(
-    settings: Settings, classifier: BatchClassifier, member: str, gate: Gate,
+    settings: Settings,
+    classifier: BatchClassifier,
+    member: str,
+    gate: Gate,
     in_flight: InFlight | None = None,
-    on_message_processed: Callable[[str, int, int], None] | None = None, one_message_per_checkpoint: bool = False,
+    on_message_processed: Callable[[str, int, int], None] | None = None,
+    one_message_per_checkpoint: bool = False,
 ) -> Application:
     """Raw posts -> poison gate and validation -> batched model -> results; the rest -> dead letters."""
     max_wait = settings.batch_max_wait_ms / 1000
@@ -123,10 +129,17 @@ def statistics_application(settings: Settings, member: str) -> Application:
         commit_interval=1.0,
         state_dir=statistics_state_dir(settings),
     )
-    results = app.topic(settings.topic_results, value_deserializer=ResultDeserializer(), timestamp_extractor=event_time_ms)
+    results = app.topic(
+        settings.topic_results, value_deserializer=ResultDeserializer(), timestamp_extractor=event_time_ms
+    )
     stats = app.topic(settings.topic_stats, value_serializer="json", key_serializer="str")
-    define_statistics(app.dataframe(results), stats, _outputs(settings, app, limits), settings.stats_window_seconds,
-                      settings.stats_grace_seconds)
+    define_statistics(
+        app.dataframe(results),
+        stats,
+        _outputs(settings, app, limits),
+        settings.stats_window_seconds,
+        settings.stats_grace_seconds,
+    )
     return app
 
 

@@ -129,21 +129,30 @@ class ClassifierSink(BaseSink):
     def score(self, batch: list[Pending]) -> list[Scored | Failed]:
         """One outcome per post, in order: its result, or why it has none."""
         try:
-            predictions = self._classifier.predict([p.accepted.post.text for p in batch], batch_size=self._model_batch_size)
+            predictions = self._classifier.predict(
+                [p.accepted.post.text for p in batch], batch_size=self._model_batch_size
+            )
             if len(predictions) != len(batch):
                 raise ValueError(f"the model gave {len(predictions)} predictions for {len(batch)} texts")
             processed_at = time.time()
-            results = [self._result(pending, prediction, processed_at) for pending, prediction in zip(batch, predictions)]
+            results = [
+                self._result(pending, prediction, processed_at)
+                for pending, prediction in zip(batch, predictions, strict=True)
+            ]
         except Exception as error:
             if is_out_of_memory(error):
                 raise
             if len(batch) == 1:
                 return [Failed(batch[0], RejectReason.MODEL_ERROR, f"{type(error).__name__}: {error}")]
             middle = len(batch) // 2
-            logger.warning("The model failed on a batch of %d posts (%s: %s); splitting it to find the posts that cause it",
-                           len(batch), type(error).__name__, error)
+            logger.warning(
+                "The model failed on a batch of %d posts (%s: %s); splitting it to find the posts that cause it",
+                len(batch),
+                type(error).__name__,
+                error,
+            )
             return self.score(batch[:middle]) + self.score(batch[middle:])
-        return [self._fitted(pending, result) for pending, result in zip(batch, results)]
+        return [self._fitted(pending, result) for pending, result in zip(batch, results, strict=True)]
 
     def _result(self, pending: Pending, prediction: Prediction, processed_at: float) -> SentimentResult:
         post = pending.accepted.post

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from common.contract import WorkerRole
+
 
 class Instance:
     def __init__(self, name: str, lock: IO[str]):
@@ -46,7 +48,7 @@ class WorkerIdentity:
     """Which worker this is: its supervisor's instance (stable on this host) and its slot there."""
 
     instance: str
-    role: str
+    role: WorkerRole
     slot: int
 
     @property

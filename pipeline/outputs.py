@@ -50,7 +50,9 @@ def topic_message_limits(settings: Settings, topics: list[str], timeout: float =
                 limits[resource.name] = min(limits[resource.name], int(entry.value))
     except KafkaException as exc:
         # The producer's own limit still holds; a topic set lower than it is rare and is logged.
-        logger.warning("Could not read the topics' max.message.bytes (%s); using %d bytes", exc, settings.message_max_bytes)
+        logger.warning(
+            "Could not read the topics' max.message.bytes (%s); using %d bytes", exc, settings.message_max_bytes
+        )
     return limits
 
 
@@ -77,12 +79,21 @@ class Outputs:
 
     def dead_letter(self, reason: RejectReason, detail: str, source: Source) -> None:
         outgoing = encode_dead_letter(
-            reason, detail, source.raw, source.key, source.topic, source.partition, source.offset, self._dead_letters_limit
+            reason,
+            detail,
+            source.raw,
+            source.key,
+            source.topic,
+            source.partition,
+            source.offset,
+            self._dead_letters_limit,
         )
         self._produce(self._dead_letters_topic, outgoing.key, outgoing.value)
         if reason in UNEXPECTED_REASONS:
             # Bad input is routine (counted on the dashboard); these mean the model or a worker failed on a message.
-            logger.warning("Dead-lettered %s[%d]@%d: %s: %s", source.topic, source.partition, source.offset, reason.value, detail)
+            logger.warning(
+                "Dead-lettered %s[%d]@%d: %s: %s", source.topic, source.partition, source.offset, reason.value, detail
+            )
 
 
 UNEXPECTED_REASONS = frozenset({RejectReason.MODEL_ERROR, RejectReason.POISON_MESSAGE, RejectReason.RESULT_TOO_LARGE})

@@ -22,7 +22,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.contract import PipelineStatus, WorkerState, WorkerStatus
+from common.contract import PipelineStatus, WorkerRole, WorkerState, WorkerStatus
 from common.settings import Settings
 from pipeline.instance import WorkerIdentity, claim_instance
 from pipeline.status import StatusPublisher
@@ -68,13 +68,22 @@ class Worker:
     state_resets: int = 0
 
     @property
-    def role(self) -> str:
+    def role(self) -> WorkerRole:
         return self.identity.role
 
     def command(self) -> list[str]:
-        command = [sys.executable, "-m", "pipeline", "worker", self.role,
-                   "--instance", self.identity.instance, "--slot", str(self.identity.slot)]
-        return command + ["--careful"] if self.careful else command
+        command = [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "worker",
+            self.role,
+            "--instance",
+            self.identity.instance,
+            "--slot",
+            str(self.identity.slot),
+        ]
+        return [*command, "--careful"] if self.careful else command
 
 
 class Supervisor:
@@ -94,16 +103,22 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         instance = claim_instance(self.settings.state_dir, self.settings.consumer_group)
-        roles = ["classify"] * self._classifier_workers + ["stats"] * self._statistics
-        slots = {"classify": 0, "stats": 0}
+        classify: WorkerRole = "classify"
+        stats: WorkerRole = "stats"
+        roles = [classify] * self._classifier_workers + [stats] * self._statistics
+        slots: dict[WorkerRole, int] = {"classify": 0, "stats": 0}
         for role in roles:
             identity = WorkerIdentity(instance.name, role, slots[role])
             slots[role] += 1
             self.workers.append(Worker(identity, WorkerFiles(self.settings.state_dir, identity)))
         publisher = StatusPublisher(self.settings)
         started_at = time.time()
-        logger.info("Supervisor %s: %d classifier worker(s)%s", instance.name, self._classifier_workers,
-                    " and the statistics worker" if self._statistics else "")
+        logger.info(
+            "Supervisor %s: %d classifier worker(s)%s",
+            instance.name,
+            self._classifier_workers,
+            " and the statistics worker" if self._statistics else "",
+        )
         try:
             next_status = 0.0
             while not self._stopping:
@@ -140,8 +155,13 @@ class Supervisor:
         worker.files.take_crash_report()
         worker.process = subprocess.Popen(worker.command())
         worker.started_at = time.monotonic()
-        logger.info("Started %s worker %d (pid %d)%s", worker.role, worker.identity.slot, worker.process.pid,
-                    " in careful mode" if worker.careful else "")
+        logger.info(
+            "Started %s worker %d (pid %d)%s",
+            worker.role,
+            worker.identity.slot,
+            worker.process.pid,
+            " in careful mode" if worker.careful else "",
+        )
 
     def _on_exit(self, worker: Worker, code: int, now: float) -> None:
         assert worker.process is not None
@@ -155,8 +175,13 @@ class Supervisor:
             return
         if code == STATE_RESET_EXIT_CODE:
             worker.state_resets += 1
-            logger.warning("%s worker %d (pid %d) dropped its local state to restore it from the changelog (%d so far)",
-                           worker.role, worker.identity.slot, pid, worker.state_resets)
+            logger.warning(
+                "%s worker %d (pid %d) dropped its local state to restore it from the changelog (%d so far)",
+                worker.role,
+                worker.identity.slot,
+                pid,
+                worker.state_resets,
+            )
             worker.restart_at = now
             return
 
@@ -171,8 +196,9 @@ class Supervisor:
         worker.restarts.append(now)
         worker.restarts_total += 1
         why = worker.last_exit if worker.last_error is None else f"{worker.last_exit}: {worker.last_error}"
-        logger.warning("%s worker %d (pid %d) ended, %s; restarting in %d s", worker.role, worker.identity.slot, pid,
-                       why, delay)
+        logger.warning(
+            "%s worker %d (pid %d) ended, %s; restarting in %d s", worker.role, worker.identity.slot, pid, why, delay
+        )
         if worker.role == "classify" and self._may_be_data(code, report):
             self._count_crash(worker, in_flight)
             worker.careful = True
@@ -188,12 +214,19 @@ class Supervisor:
         limit = self.settings.poison_crash_limit
         crashes = {message: self._ledger.record_crash(message, cause) for message in in_flight}
         if len(crashes) > 1:
-            logger.warning("The crash is counted against the %d messages of the batch being scored (%s ... %s); "
-                           "careful mode will find which one it was", len(crashes), in_flight[0], in_flight[-1])
+            logger.warning(
+                "The crash is counted against the %d messages of the batch being scored (%s ... %s); "
+                "careful mode will find which one it was",
+                len(crashes),
+                in_flight[0],
+                in_flight[-1],
+            )
         for message, count in crashes.items():
             if count >= limit:
                 worker.poisoned += 1
-                logger.error("%s crashed a worker %d times: the next worker dead-letters it (poison_message)", message, count)
+                logger.error(
+                    "%s crashed a worker %d times: the next worker dead-letters it (poison_message)", message, count
+                )
             elif len(crashes) == 1:
                 logger.warning("%s crashed a worker (%d of %d before it is set aside)", message, count, limit)
         if len(crashes) == 1:
@@ -215,19 +248,33 @@ class Supervisor:
         else:
             state = WorkerState.RUNNING
         return WorkerStatus(
-            slot=worker.identity.slot, role=worker.role, state=state,  # type: ignore[arg-type]
+            slot=worker.identity.slot,
+            role=worker.role,
+            state=state,
             pid=worker.process.pid if worker.process else None,
-            restarts=len(worker.restarts), restarts_total=worker.restarts_total, last_exit=worker.last_exit,
-            last_error=worker.last_error, last_error_at=worker.last_error_at, careful=worker.careful,
-            stuck_at=worker.stuck_at, poisoned=worker.poisoned, state_resets=worker.state_resets,
+            restarts=len(worker.restarts),
+            restarts_total=worker.restarts_total,
+            last_exit=worker.last_exit,
+            last_error=worker.last_error,
+            last_error_at=worker.last_error_at,
+            careful=worker.careful,
+            stuck_at=worker.stuck_at,
+            poisoned=worker.poisoned,
+            state_resets=worker.state_resets,
         )
 
     def _status(self, instance: str, started_at: float) -> PipelineStatus:
         now = time.monotonic()
         return PipelineStatus(
-            instance=instance, host=socket.gethostname(), pid=os.getpid(), consumer_group=self.settings.consumer_group,
-            started_at=started_at, sent_at=time.time(), interval_seconds=self.settings.status_interval_seconds,
-            stopping=self._stopping, workers=[self._worker_status(worker, now) for worker in self.workers],
+            instance=instance,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            consumer_group=self.settings.consumer_group,
+            started_at=started_at,
+            sent_at=time.time(),
+            interval_seconds=self.settings.status_interval_seconds,
+            stopping=self._stopping,
+            workers=[self._worker_status(worker, now) for worker in self.workers],
         )
 
     def _stop_all(self, timeout: float = 30.0) -> None:

@@ -42,8 +42,11 @@ def watch_transactions(limit: float, interval: float = 1.0) -> threading.Thread:
             if frame is not stuck_frame:
                 stuck_frame, since = frame, time.monotonic()
             elif frame is not None and time.monotonic() - since > limit:
-                logger.critical("Stuck in Kafka %s for %.0f s; exiting so that a fresh worker takes over",
-                                frame.f_code.co_name, time.monotonic() - since)
+                logger.critical(
+                    "Stuck in Kafka %s for %.0f s; exiting so that a fresh worker takes over",
+                    frame.f_code.co_name,
+                    time.monotonic() - since,
+                )
                 os._exit(STUCK_EXIT_CODE)
 
     thread = threading.Thread(target=watch, name="transaction-watchdog", daemon=True)

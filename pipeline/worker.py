@@ -35,7 +35,9 @@ STATE_RESET_EXIT_CODE = 76  # statistics: local state dropped, restart to restor
 CAREFUL_IDLE_SECONDS = 5.0
 # Kafka errors a message itself can cause; any other Kafka error is the infrastructure's.
 _DATA_ERROR_CODES = {
-    KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE, KafkaError.INVALID_MSG_SIZE,
+    KafkaError.MSG_SIZE_TOO_LARGE,
+    KafkaError.RECORD_LIST_TOO_LARGE,
+    KafkaError.INVALID_MSG_SIZE,
     KafkaError.INVALID_RECORD,
 }
 
@@ -50,8 +52,11 @@ class WorkerFiles:
         self._crash_report = self.directory / "crash.json"
 
     def write_crash_report(self, error: BaseException) -> None:
-        report = {"error": f"{type(error).__name__}: {error}"[:1000], "infrastructure": is_infrastructure(error),
-                  "at": time.time()}
+        report = {
+            "error": f"{type(error).__name__}: {error}"[:1000],
+            "infrastructure": is_infrastructure(error),
+            "at": time.time(),
+        }
         self._crash_report.write_text(json.dumps(report))
 
     def take_crash_report(self) -> dict[str, Any] | None:
@@ -67,7 +72,9 @@ class WorkerFiles:
 def is_infrastructure(error: BaseException) -> bool:
     """True for failures no message causes: Kafka (unless about a message's size or form), memory, the model."""
     model = sys.modules.get("sentiment_model.classifier")  # loaded only in classifier workers (torch)
-    if is_out_of_memory(error) or (model is not None and isinstance(error, (model.ModelNotFound, model.ModelUnavailable))):
+    if is_out_of_memory(error) or (
+        model is not None and isinstance(error, (model.ModelNotFound, model.ModelUnavailable))
+    ):
         return True
     kafka_error = error.args[0] if error.args and isinstance(error.args[0], KafkaError) else None
     return kafka_error is not None and kafka_error.code() not in _DATA_ERROR_CODES
@@ -87,8 +94,14 @@ def run_classifier(settings: Settings, identity: WorkerIdentity, careful: bool) 
     if careful:
         _run_carefully(settings, classifier, files, identity.member)
         return
-    logger.info("Classifier worker %d: model %s, batch %d, max wait %d ms, %s", os.getpid(), classifier.name,
-                settings.batch_size, settings.batch_max_wait_ms, settings.processing_guarantee)
+    logger.info(
+        "Classifier worker %d: model %s, batch %d, max wait %d ms, %s",
+        os.getpid(),
+        classifier.name,
+        settings.batch_size,
+        settings.batch_max_wait_ms,
+        settings.processing_guarantee,
+    )
     gate = PoisonGate(ledger_for(settings), settings.poison_crash_limit)
     classifier_application(settings, classifier, identity.member, gate, files.in_flight).run()
 
@@ -98,8 +111,9 @@ def _run_carefully(settings: Settings, classifier: BatchClassifier, files: Worke
     hold; then exit, and the supervisor starts the worker again in batches."""
     budget = settings.batch_size * settings.posts_partitions
     processed = itertools.count(1)
-    logger.warning("Classifier worker %d in careful mode after a crash: the next %d messages one at a time",
-                   os.getpid(), budget)
+    logger.warning(
+        "Classifier worker %d in careful mode after a crash: the next %d messages one at a time", os.getpid(), budget
+    )
 
     def count(_topic: str, _partition: int, _offset: int) -> None:
         if next(processed) >= budget:
@@ -107,8 +121,9 @@ def _run_carefully(settings: Settings, classifier: BatchClassifier, files: Worke
 
     gate = PoisonGate(ledger_for(settings), settings.poison_crash_limit, files.in_flight)
     # The gate notes each message in flight before it is processed (validation, scoring and commit alike).
-    app = classifier_application(settings, classifier, member, gate, on_message_processed=count,
-                                 one_message_per_checkpoint=True)
+    app = classifier_application(
+        settings, classifier, member, gate, on_message_processed=count, one_message_per_checkpoint=True
+    )
     app.run(timeout=CAREFUL_IDLE_SECONDS, collect=False)
     files.in_flight.take()  # it ended cleanly: nothing was left half done
     logger.info("Careful mode over")

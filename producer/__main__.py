@@ -25,8 +25,10 @@ logger = logging.getLogger(__name__)
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m producer", description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--rate", type=float, default=get_settings().producer_rate,
-        help="posts per second; 0 = as fast as possible (default: SENTISTREAM_PRODUCER_RATE, %(default)g)"
+        "--rate",
+        type=float,
+        default=get_settings().producer_rate,
+        help="posts per second; 0 = as fast as possible (default: SENTISTREAM_PRODUCER_RATE, %(default)g)",
     )
     parser.add_argument("--count", type=int, help="stop after this many posts")
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
@@ -35,7 +37,9 @@ def _parser() -> argparse.ArgumentParser:
         default="dataset",
         help="dataset (the shipped sample), synthetic, or a PATH.csv / PATH.jsonl (default: %(default)s)",
     )
-    parser.add_argument("--text-column", default="text", help="the text column of a CSV/JSONL source (default: %(default)s)")
+    parser.add_argument(
+        "--text-column", default="text", help="the text column of a CSV/JSONL source (default: %(default)s)"
+    )
     parser.add_argument("--seed", type=int, help="seed of the synthetic source")
     parser.add_argument("--stats-interval", type=float, default=10.0, help="seconds between stats log lines; 0 = none")
     return parser

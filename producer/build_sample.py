@@ -46,16 +46,81 @@ DAY_START = 1422748800.0  # 2015-02-01T00:00:00Z, when these tweets were written
 SOURCES = {"twitter": 0.55, "reddit": 0.2, "mastodon": 0.15, "news-comments": 0.1}
 LABELS = {"positive": "POSITIVE", "neutral": "NEUTRAL", "negative": "NEGATIVE"}
 
-_ADJECTIVES = (
-    "amber azure brave breezy calm clever cosmic crimson dapper eager fuzzy gentle golden happy hazy "
-    "jolly keen lively lucky mellow misty nimble noble plucky quiet rapid rosy rustic shy silver sleepy "
-    "snowy sunny swift tidy urban velvet witty zesty"
-).split()
-_NOUNS = (
-    "badger beacon comet cedar dolphin ember falcon fern gecko harbor heron island jaguar kestrel lantern "
-    "maple meadow nebula otter owl panda pebble quill raven river sparrow tiger tulip walrus willow "
-    "yak zephyr"
-).split()
+_ADJECTIVES = [
+    "amber",
+    "azure",
+    "brave",
+    "breezy",
+    "calm",
+    "clever",
+    "cosmic",
+    "crimson",
+    "dapper",
+    "eager",
+    "fuzzy",
+    "gentle",
+    "golden",
+    "happy",
+    "hazy",
+    "jolly",
+    "keen",
+    "lively",
+    "lucky",
+    "mellow",
+    "misty",
+    "nimble",
+    "noble",
+    "plucky",
+    "quiet",
+    "rapid",
+    "rosy",
+    "rustic",
+    "shy",
+    "silver",
+    "sleepy",
+    "snowy",
+    "sunny",
+    "swift",
+    "tidy",
+    "urban",
+    "velvet",
+    "witty",
+    "zesty",
+]
+_NOUNS = [
+    "badger",
+    "beacon",
+    "comet",
+    "cedar",
+    "dolphin",
+    "ember",
+    "falcon",
+    "fern",
+    "gecko",
+    "harbor",
+    "heron",
+    "island",
+    "jaguar",
+    "kestrel",
+    "lantern",
+    "maple",
+    "meadow",
+    "nebula",
+    "otter",
+    "owl",
+    "panda",
+    "pebble",
+    "quill",
+    "raven",
+    "river",
+    "sparrow",
+    "tiger",
+    "tulip",
+    "walrus",
+    "willow",
+    "yak",
+    "zephyr",
+]
 
 # The corpus went through a bad re-encoding: every non-ASCII character in it is debris (mostly
 # U+FFFD and stray Armenian/CJK code points around underscores), so whole runs of it are dropped.
@@ -125,7 +190,7 @@ def build_records(corpus: pd.DataFrame, count: int, seed: int) -> list[dict[str,
     times = sorted(DAY_START + rng.uniform(0, 24 * 3600) for _ in range(len(rows)))
     records = []
     for index, ((text, label), author, created_at) in enumerate(
-        zip(rows[["text", "label"]].itertuples(index=False), chosen, times)
+        zip(rows[["text", "label"]].itertuples(index=False), chosen, times, strict=True)
     ):
         record = {
             "id": f"sample-{index:05d}",
@@ -160,7 +225,10 @@ def main(argv: list[str] | None = None) -> int:
     write_jsonl(records, args.out)
     logger.info(
         "Wrote %d posts (%d unique cleaned texts available) to %s, %.0f kB",
-        len(records), len(corpus), args.out, args.out.stat().st_size / 1024,
+        len(records),
+        len(corpus),
+        args.out,
+        args.out.stat().st_size / 1024,
     )
     return 0
 

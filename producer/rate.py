@@ -29,7 +29,12 @@ class RatePacer:
     """
 
     def __init__(
-        self, rate: float | None, *, min_sleep: float = 0.001, max_lag: float = 1.0, unlimited_batch: int = 1000,
+        self,
+        rate: float | None,
+        *,
+        min_sleep: float = 0.001,
+        max_lag: float = 1.0,
+        unlimited_batch: int = 1000,
         clock: Callable[[], float] = time.monotonic,
     ):
         self._clock = clock

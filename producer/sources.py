@@ -59,27 +59,69 @@ def dataset_posts(path: Path | str = DEFAULT_DATASET, loop: bool = True) -> Iter
 # --- synthetic ----------------------------------------------------------------------------------
 
 _SUBJECTS = (
-    "the new phone", "my flight", "the update", "this coffee shop", "the match", "the concert",
-    "customer support", "the train", "the movie", "the city council", "my order", "the new album",
-    "the keynote", "the hotel", "the game patch", "the delivery", "this podcast", "the election debate",
+    "the new phone",
+    "my flight",
+    "the update",
+    "this coffee shop",
+    "the match",
+    "the concert",
+    "customer support",
+    "the train",
+    "the movie",
+    "the city council",
+    "my order",
+    "the new album",
+    "the keynote",
+    "the hotel",
+    "the game patch",
+    "the delivery",
+    "this podcast",
+    "the election debate",
 )
 _WORDS = {
     "positive": (
-        "amazing", "fantastic", "brilliant", "a delight", "super helpful", "better than expected",
-        "wonderful", "so much fun", "excellent", "really impressive",
+        "amazing",
+        "fantastic",
+        "brilliant",
+        "a delight",
+        "super helpful",
+        "better than expected",
+        "wonderful",
+        "so much fun",
+        "excellent",
+        "really impressive",
     ),
     "neutral": (
-        "scheduled for Tuesday", "about what you would expect", "available in three colours",
-        "moving to a new address", "on the agenda", "listed on the website", "starting at 8pm",
-        "under review", "in the news today", "similar to last year",
+        "scheduled for Tuesday",
+        "about what you would expect",
+        "available in three colours",
+        "moving to a new address",
+        "on the agenda",
+        "listed on the website",
+        "starting at 8pm",
+        "under review",
+        "in the news today",
+        "similar to last year",
     ),
     "negative": (
-        "terrible", "a total mess", "so disappointing", "broken again", "a waste of money",
-        "painfully slow", "awful", "frustrating", "worse than ever", "a complete disaster",
+        "terrible",
+        "a total mess",
+        "so disappointing",
+        "broken again",
+        "a waste of money",
+        "painfully slow",
+        "awful",
+        "frustrating",
+        "worse than ever",
+        "a complete disaster",
     ),
 }
 _TEMPLATES = {
-    "positive": ("{subject} is {word}! {tag}", "Honestly {subject} was {word} {emoji}", "Loving it: {subject} is {word}."),
+    "positive": (
+        "{subject} is {word}! {tag}",
+        "Honestly {subject} was {word} {emoji}",
+        "Loving it: {subject} is {word}.",
+    ),
     "neutral": ("{subject} is {word}. {tag}", "FYI {subject} is {word}", "Reading that {subject} is {word}."),
     "negative": ("{subject} is {word}. {tag}", "Ugh, {subject} was {word} {emoji}", "Why is {subject} always {word}?"),
 }
@@ -138,7 +180,9 @@ class FileRejected(ValueError):
 class FilePosts:
     posts: list[Post]
     rows: int  # records read, the skipped ones included
-    skipped: list[str]  # why each skipped record was skipped, e.g. "row 4: text: String should have at least 1 character"
+    skipped: list[
+        str
+    ]  # why each skipped record was skipped, e.g. "row 4: text: String should have at least 1 character"
 
 
 def format_of(name: str) -> FileFormat:
@@ -185,7 +229,9 @@ def _json_rows(text: TextIO) -> Iterator[Row]:
                 return buffer[at : at + 1]
 
     if next_char() != "[":
-        raise FileRejected("a .json file must hold an array of objects, [{...}, {...}]; name a file of one object a line .jsonl")
+        raise FileRejected(
+            "a .json file must hold an array of objects, [{...}, {...}]; name a file of one object a line .jsonl"
+        )
     at += 1
     if next_char() == "]":
         at += 1
@@ -228,7 +274,9 @@ def _collect(rows: Iterator[Row], text_column: str, max_rows: int | None) -> tup
     count = 0
     for count, row in enumerate(rows, start=1):
         if max_rows is not None and count > max_rows:
-            raise FileRejected(f"the file has more than {max_rows:,} rows, the most one file may hold (SENTISTREAM_UPLOAD_MAX_ROWS)")
+            raise FileRejected(
+                f"the file has more than {max_rows:,} rows, the most one file may hold (SENTISTREAM_UPLOAD_MAX_ROWS)"
+            )
         if isinstance(row, str):
             skipped.append(row)
             continue
@@ -247,7 +295,10 @@ def _collect(rows: Iterator[Row], text_column: str, max_rows: int | None) -> tup
 
 
 def read_file_posts(
-    rows: Path | str | BinaryIO, text_column: str = "text", file_format: FileFormat | None = None, max_rows: int | None = None,
+    rows: Path | str | BinaryIO,
+    text_column: str = "text",
+    file_format: FileFormat | None = None,
+    max_rows: int | None = None,
 ) -> FilePosts:
     """The posts of a CSV, JSON Lines or JSON-array file: a path, or a binary file such as an upload (left open).
 
@@ -281,12 +332,20 @@ def read_file_posts(
         example = f" (e.g. {parsed.skipped[0]})" if parsed.skipped else ""
         raise FileRejected(f"no row of the file makes a valid post{example}")
     if parsed.skipped:
-        logger.warning("Skipped %d of %d rows that make no valid post, e.g. %s", len(parsed.skipped), parsed.rows, parsed.skipped[0])
+        logger.warning(
+            "Skipped %d of %d rows that make no valid post, e.g. %s",
+            len(parsed.skipped),
+            parsed.rows,
+            parsed.skipped[0],
+        )
     return parsed
 
 
 def file_posts(
-    rows: Path | str | BinaryIO, text_column: str = "text", file_format: FileFormat | None = None, loop: bool = True,
+    rows: Path | str | BinaryIO,
+    text_column: str = "text",
+    file_format: FileFormat | None = None,
+    loop: bool = True,
 ) -> Iterator[Post]:
     """Replay the posts of a file (see :func:`read_file_posts`), forever when ``loop``."""
     return replay(read_file_posts(rows, text_column, file_format).posts, loop)

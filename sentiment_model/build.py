@@ -153,7 +153,7 @@ def evaluate(classifier: SentimentClassifier, test: Sequence[Example], batch_siz
     precision, recall, f1, support = precision_recall_fscore_support(gold, predicted, labels=labels, zero_division=0)
     return {
         "test_size": len(test),
-        "accuracy": round(sum(g == p for g, p in zip(gold, predicted)) / len(test), 4),
+        "accuracy": round(sum(g == p for g, p in zip(gold, predicted, strict=True)) / len(test), 4),
         "macro_f1": round(float(f1.mean()), 4),
         "per_class": {
             label: {
@@ -170,7 +170,7 @@ def evaluate(classifier: SentimentClassifier, test: Sequence[Example], batch_siz
         },
         "by_source_accuracy": {
             source: round(
-                sum(g == p for g, p, e in zip(gold, predicted, test) if e.source == source)
+                sum(g == p for g, p, e in zip(gold, predicted, test, strict=True) if e.source == source)
                 / sum(1 for e in test if e.source == source),
                 4,
             )
@@ -274,7 +274,9 @@ def build_model(
         quantized = SentimentClassifier.load(str(out), torch_threads=config["torch_threads"], quantize=True)
         logger.info("evaluating the int8-quantised model")
         card["test_int8_dynamic_quantization"] = {
-            key: value for key, value in evaluate(quantized, test).items() if key in ("accuracy", "macro_f1", "per_class")
+            key: value
+            for key, value in evaluate(quantized, test).items()
+            if key in ("accuracy", "macro_f1", "per_class")
         }
         if config["speed_texts"]:
             card["test_int8_dynamic_quantization"]["speed_sentences_per_second"] = measure_speed(quantized, texts)
@@ -284,7 +286,11 @@ def build_model(
         _write_markdown(card, markdown_out)
     logger.info(
         "wrote %s (%.1f MB) and %s: accuracy %.4f, macro-F1 %.4f",
-        out, out.stat().st_size / 1e6, card_file, metrics["accuracy"], metrics["macro_f1"],
+        out,
+        out.stat().st_size / 1e6,
+        card_file,
+        metrics["accuracy"],
+        metrics["macro_f1"],
     )
     return card
 
@@ -339,8 +345,11 @@ def render_markdown(card: dict[str, Any]) -> str:
         f"- {config['epochs']} epoch(s), learning rate {config['learning_rate']}, batch {config['batch_size']}, "
         f"max {config['max_length']} sub-word tokens, seed {config['seed']}, {card['training']['optimizer']}",
         f"- Took {card['training']['seconds'] / 60:.1f} min on {card['training']['machine']}"
-        + (f" (load average after training: {card['training']['load_average_1_5_15_min_after_training']})"
-           if "load_average_1_5_15_min_after_training" in card["training"] else ""),
+        + (
+            f" (load average after training: {card['training']['load_average_1_5_15_min_after_training']})"
+            if "load_average_1_5_15_min_after_training" in card["training"]
+            else ""
+        ),
         "",
         f"## Held-out test ({test['test_size']} examples)",
         f"- Accuracy **{test['accuracy']:.4f}**, macro-F1 **{test['macro_f1']:.4f}**",
@@ -353,22 +362,36 @@ def render_markdown(card: dict[str, Any]) -> str:
             f"| {label} | {scores['precision']:.4f} | {scores['recall']:.4f} | {scores['f1']:.4f} | {scores['support']} |"
         )
     matrix = test["confusion_matrix"]
-    lines += ["", "Confusion matrix (rows: true, columns: predicted):", "", "| | " + " | ".join(matrix["labels"]) + " |"]
+    lines += [
+        "",
+        "Confusion matrix (rows: true, columns: predicted):",
+        "",
+        "| | " + " | ".join(matrix["labels"]) + " |",
+    ]
     lines.append("|---" * (len(matrix["labels"]) + 1) + "|")
-    for label, row in zip(matrix["labels"], matrix["rows_true_columns_predicted"]):
+    for label, row in zip(matrix["labels"], matrix["rows_true_columns_predicted"], strict=True):
         lines.append(f"| {label} | " + " | ".join(str(n) for n in row) + " |")
     lines += ["", "Accuracy by source: " + ", ".join(f"{s} {a:.4f}" for s, a in test["by_source_accuracy"].items())]
     if "speed_sentences_per_second" in card:
         speed = card["speed_sentences_per_second"]
-        lines += ["", f"Speed (fp32, {config['torch_threads']} threads, measured during the build, so only "
-                  f"meaningful on an idle machine): {speed['batch_1']} sentences/s at batch 1, {speed['batch_32']} "
-                  "at batch 32."]
+        lines += [
+            "",
+            f"Speed (fp32, {config['torch_threads']} threads, measured during the build, so only "
+            f"meaningful on an idle machine): {speed['batch_1']} sentences/s at batch 1, {speed['batch_32']} "
+            "at batch 32.",
+        ]
     if "test_int8_dynamic_quantization" in card:
         quantized = card["test_int8_dynamic_quantization"]
-        lines += ["", f"int8 dynamic quantisation (`SentimentClassifier.load(..., quantize=True)`): accuracy "
-                  f"{quantized['accuracy']:.4f}, macro-F1 {quantized['macro_f1']:.4f}"
-                  + (f", {quantized['speed_sentences_per_second']['batch_32']} sentences/s at batch 32."
-                     if "speed_sentences_per_second" in quantized else ".")]
+        lines += [
+            "",
+            f"int8 dynamic quantisation (`SentimentClassifier.load(..., quantize=True)`): accuracy "
+            f"{quantized['accuracy']:.4f}, macro-F1 {quantized['macro_f1']:.4f}"
+            + (
+                f", {quantized['speed_sentences_per_second']['batch_32']} sentences/s at batch 32."
+                if "speed_sentences_per_second" in quantized
+                else "."
+            ),
+        ]
     lines += [
         "",
         "## Limits",
@@ -385,7 +408,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m sentiment_model.build", description=__doc__.split("\n")[0])
     configured = get_settings().model
     parser.add_argument(
-        "--out", type=Path, default=Path(configured) if configured.endswith(".pt") else DEFAULT_MODEL_PATH,
+        "--out",
+        type=Path,
+        default=Path(configured) if configured.endswith(".pt") else DEFAULT_MODEL_PATH,
         help="model file to write (default: SENTISTREAM_MODEL when it is a .pt path, else %(default)s)",
     )
     parser.add_argument("--profile", choices=sorted(PROFILES), default="full")

@@ -112,8 +112,19 @@ def fetch_vader_sdist(cache_dir: Path = CACHE_DIR) -> Path:
         cache_dir.mkdir(parents=True, exist_ok=True)
         logger.info("downloading %s==%s (source distribution) into %s", VADER_PACKAGE, VADER_VERSION, cache_dir)
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-             f"{VADER_PACKAGE}=={VADER_VERSION}", "-d", str(cache_dir)],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                f"{VADER_PACKAGE}=={VADER_VERSION}",
+                "-d",
+                str(cache_dir),
+            ],
             check=True,
         )
     digest = hashlib.sha256(sdist.read_bytes()).hexdigest()

@@ -56,7 +56,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         tier = tier_of(item)
         claimed = {mark.name for mark in item.iter_markers() if mark.name in TIERS} - {tier}
         if claimed:
-            contradictions.append(f"{item.nodeid}: marked {', '.join(sorted(claimed))}, but it is {tier} by what it uses")
+            contradictions.append(
+                f"{item.nodeid}: marked {', '.join(sorted(claimed))}, but it is {tier} by what it uses"
+            )
         item.add_marker(tier)
     if contradictions:
         raise pytest.UsageError("tier markers that contradict what the tests use:\n" + "\n".join(contradictions))
@@ -66,9 +68,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def unit_tests_start_no_broker(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """A ``unit`` test that starts a Kafka broker after all fails, instead of slipping into ``make test-fast``."""
     if request.node.get_closest_marker("unit"):
+
         def refuse(*_args: object, **_kwargs: object) -> None:
-            raise AssertionError("a unit test may not start Kafka: give it the kafka_cluster or launcher_port fixture, "
-                                 "or start the LocalCluster in the test function itself, and it is a kafka test")
+            raise AssertionError(
+                "a unit test may not start Kafka: give it the kafka_cluster or launcher_port fixture, "
+                "or start the LocalCluster in the test function itself, and it is a kafka test"
+            )
+
         monkeypatch.setattr(LocalCluster, "start", refuse)
 
 

@@ -19,15 +19,22 @@ from common.settings import PROJECT_ROOT, Settings
 
 @contextlib.contextmanager
 def running(
-    settings: Settings, *args: str, log: Path | None = None, stop_timeout: float = 60.0,
+    settings: Settings,
+    *args: str,
+    log: Path | None = None,
+    stop_timeout: float = 60.0,
     extra_env: dict[str, str] | None = None,
 ) -> Iterator[subprocess.Popen]:
     """``python -m <args>`` with ``settings`` (and ``extra_env``) in its environment, output appended to ``log``
     if given; SIGTERM on exit, which must stop it and its children cleanly."""
     with open(log, "ab") if log else contextlib.nullcontext() as out:
-        process = subprocess.Popen([sys.executable, "-m", *args], cwd=PROJECT_ROOT,
-                                   env={**settings.child_environment(), **(extra_env or {})},
-                                   stdout=out, stderr=subprocess.STDOUT if log else None)
+        process = subprocess.Popen(
+            [sys.executable, "-m", *args],
+            cwd=PROJECT_ROOT,
+            env={**settings.child_environment(), **(extra_env or {})},
+            stdout=out,
+            stderr=subprocess.STDOUT if log else None,
+        )
     try:
         yield process
     finally:

@@ -61,7 +61,11 @@ def test_ctrl_c_stops_the_producer_first_and_lets_the_pipeline_score_every_post(
     assert len(posts) > BACKLOG, "the producer sent posts of its own"
     assert {post.id for post in posts} == {SentimentResult.model_validate_json(m.value()).post_id for m in results}
     assert group_lag(run_settings, run_settings.consumer_group, run_settings.topic_posts) == 0
-    assert output.index("Producer finished") < output.index("Letting the pipeline score the") < output.index("Received SIGTERM")
+    assert (
+        output.index("Producer finished")
+        < output.index("Letting the pipeline score the")
+        < output.index("Received SIGTERM")
+    )
 
 
 def test_the_app_is_served_and_closing_the_terminal_stops_everything(run_settings: Settings, tmp_path: Path) -> None:
@@ -70,8 +74,11 @@ def test_the_app_is_served_and_closing_the_terminal_stops_everything(run_setting
     with running(run_settings, "run", "--port", str(port), log=log, stop_timeout=150) as product:
         wait_healthy(f"http://127.0.0.1:{port}", product)
         # The app, the pipeline's supervisor and its two workers (classifier and statistics).
-        wait_for(lambda: len(still_running(psutil.Process(product.pid).children(recursive=True))) == 4, 60,
-                 "the app, the supervisor and its two workers")
+        wait_for(
+            lambda: len(still_running(psutil.Process(product.pid).children(recursive=True))) == 4,
+            60,
+            "the app, the supervisor and its two workers",
+        )
         children = signal_from_terminal(product, signal.SIGHUP, timeout=150)
     output = log.read_text()
     assert product.returncode == 0, output[-3000:]

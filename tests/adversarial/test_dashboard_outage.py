@@ -18,7 +18,7 @@ from common.settings import Settings
 from kafka_local.__main__ import DEFAULT_LIBS
 from kafka_local.cluster import LocalCluster, port_is_free
 from tests.conftest import fresh_settings
-from tests.dashboard.conftest import release_server_objects, use_settings  # noqa: F401 - a fixture
+from tests.dashboard.conftest import release_server_objects, use_settings  # noqa: F401 - fixtures
 from tests.dashboard.test_logic import result_json
 from tests.dashboard.test_pages import PAGES, metric, open_page, rerun_until, texts
 
@@ -53,9 +53,8 @@ def alive(name: str) -> int:
     return sum(thread.name == name for thread in threading.enumerate())
 
 
-def test_every_page_in_two_tabs_rides_out_a_kafka_outage(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, release_server_objects: None
-) -> None:
+@pytest.mark.usefixtures("release_server_objects")
+def test_every_page_in_two_tabs_rides_out_a_kafka_outage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     port = free_base_port()
     cluster = LocalCluster(tmp_path / "kafka", DEFAULT_LIBS)
     spec = cluster.start(nodes=1, base_port=port)

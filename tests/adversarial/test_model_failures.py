@@ -26,8 +26,8 @@ from tests.faults.support import (
     wait_for,
     wait_until_caught_up,
 )
-from tests.processes import running
 from tests.pipeline.test_pipeline import send_posts
+from tests.processes import running
 
 MARK = "MARKED-FOR-FAILURE"
 TEXTS = ["I love this so much", "This is awful and broken", "The bus comes at nine", "Best day ever!!!"]
@@ -35,17 +35,27 @@ TEXTS = ["I love this so much", "This is awful and broken", "The bus comes at ni
 
 @pytest.fixture
 def model_settings(settings: Settings, tiny_model_path: Path) -> Settings:
-    return settings.model_copy(update={"model": str(tiny_model_path), "batch_size": 16, "batch_max_wait_ms": 50,
-                                       "status_interval_seconds": 1.0})
+    return settings.model_copy(
+        update={
+            "model": str(tiny_model_path),
+            "batch_size": 16,
+            "batch_max_wait_ms": 50,
+            "status_interval_seconds": 1.0,
+        }
+    )
 
 
 def posts_with_marks(count: int, marked: set[int]) -> list[Post]:
-    return [Post(author=f"author-{i % 7}", source="test", text=f"{TEXTS[i % 4]} {MARK}" if i in marked else TEXTS[i % 4])
-            for i in range(count)]
+    return [
+        Post(author=f"author-{i % 7}", source="test", text=f"{TEXTS[i % 4]} {MARK}" if i in marked else TEXTS[i % 4])
+        for i in range(count)
+    ]
 
 
 def outcomes(settings: Settings) -> tuple[Counter[str], dict[str, DeadLetter]]:
-    results = Counter(SentimentResult.model_validate_json(m.value()).post_id for m in read_all(settings, settings.topic_results))
+    results = Counter(
+        SentimentResult.model_validate_json(m.value()).post_id for m in read_all(settings, settings.topic_results)
+    )
     letters = [DeadLetter.model_validate_json(m.value()) for m in read_all(settings, settings.topic_dead_letters)]
     return results, {Post.model_validate_json(base64.b64decode(letter.payload_base64)).id: letter for letter in letters}
 
@@ -58,8 +68,15 @@ def test_a_model_raising_on_some_posts_dead_letters_only_those_and_no_worker_res
     posts = posts_with_marks(160, marked)
     log = tmp_path / "pipeline.log"
     send_posts(settings, posts)  # a backlog: the model sees full batches, the marked posts in their middle
-    with running(settings, "pipeline", "--workers", "1", "--no-stats", log=log,
-                 extra_env=fault_environment(f"model_raises:{MARK}", tmp_path / "fired")) as pipeline:
+    with running(
+        settings,
+        "pipeline",
+        "--workers",
+        "1",
+        "--no-stats",
+        log=log,
+        extra_env=fault_environment(f"model_raises:{MARK}", tmp_path / "fired"),
+    ) as pipeline:
         workers = wait_for(lambda: pipeline_workers(pipeline) or None, 30, "the worker")
         wait_until_caught_up(settings, settings.consumer_group, settings.topic_posts, timeout=180)
         assert pipeline_workers(pipeline) == workers, f"a worker restarted; log: {log}"
@@ -73,14 +90,23 @@ def test_a_model_raising_on_some_posts_dead_letters_only_those_and_no_worker_res
     assert not log_problems(log), f"errors logged: {log_problems(log)[:3]}"
 
 
-def test_a_post_that_crashes_the_worker_is_set_aside_after_the_crash_limit(model_settings: Settings, tmp_path: Path) -> None:
+def test_a_post_that_crashes_the_worker_is_set_aside_after_the_crash_limit(
+    model_settings: Settings, tmp_path: Path
+) -> None:
     settings = model_settings
     marked = 50
     posts = posts_with_marks(120, {marked})
     log = tmp_path / "pipeline.log"
     send_posts(settings, posts)
-    with running(settings, "pipeline", "--workers", "1", "--no-stats", log=log,
-                 extra_env=fault_environment(f"model_crashes:{MARK}", tmp_path / "fired")):
+    with running(
+        settings,
+        "pipeline",
+        "--workers",
+        "1",
+        "--no-stats",
+        log=log,
+        extra_env=fault_environment(f"model_crashes:{MARK}", tmp_path / "fired"),
+    ):
         wait_until_caught_up(settings, settings.consumer_group, settings.topic_posts, timeout=300)
         heartbeats = wait_for(lambda: back_to_batches(statuses(settings)), 120, "the worker to score in batches again")
 
@@ -94,7 +120,12 @@ def test_a_post_that_crashes_the_worker_is_set_aside_after_the_crash_limit(model
 
     stuck_at = f"{settings.topic_posts}[{letter.partition}]@{letter.offset}"
     worker = heartbeats[-1].workers[0]
-    assert (worker.restarts_total, worker.poisoned, worker.stuck_at, worker.last_exit) == (limit, 1, stuck_at, "killed by SIGABRT")
+    assert (worker.restarts_total, worker.poisoned, worker.stuck_at, worker.last_exit) == (
+        limit,
+        1,
+        stuck_at,
+        "killed by SIGABRT",
+    )
     assert any(beat.workers[0].careful for beat in heartbeats), "careful mode is reported"
     assert any(beat.workers[0].state is WorkerState.CRASH_LOOPING for beat in heartbeats), "the crash loop is reported"
     text = log.read_text(errors="replace")
@@ -113,5 +144,7 @@ def statuses(settings: Settings) -> list[PipelineStatus]:
 
 
 def poison_offset(settings: Settings, post: Post) -> int:
-    [message] = [m for m in read_all(settings, settings.topic_posts) if Post.model_validate_json(m.value()).id == post.id]
+    [message] = [
+        m for m in read_all(settings, settings.topic_posts) if Post.model_validate_json(m.value()).id == post.id
+    ]
     return message.offset()

@@ -82,12 +82,19 @@ CLIENT_MESSAGE_MAX_BYTES = 64 * 1024 * 1024
 def send_each_alone(settings: Settings, topic: str, messages: list[Raw]) -> list[Delivery]:
     """Each message in a batch of its own (flushed before the next), so the broker measures that message alone."""
     producers = {
-        compressed: Producer({**settings.kafka_client_config(), "message.max.bytes": CLIENT_MESSAGE_MAX_BYTES,
-                              "linger.ms": 0, "compression.type": "lz4" if compressed else "none"})
+        compressed: Producer(
+            {
+                **settings.kafka_client_config(),
+                "message.max.bytes": CLIENT_MESSAGE_MAX_BYTES,
+                "linger.ms": 0,
+                "compression.type": "lz4" if compressed else "none",
+            }
+        )
         for compressed in (False, True)
     }
     deliveries: list[Delivery] = []
     for raw in messages:
+
         def note(error: KafkaError | None, message: Message, raw: Raw = raw) -> None:
             deliveries.append(Delivery(raw, message.partition(), message.offset(), error))
 
@@ -121,8 +128,14 @@ class PipelineRun:
         assert not log_problems(self.log), f"errors logged: {log_problems(self.log)[:5]}"
 
 
-def run_pipeline(settings: Settings, log: Path, arguments: list[str], topic: str, messages: list[Raw],
-                 caught_up: Callable[[], object]) -> PipelineRun:
+def run_pipeline(
+    settings: Settings,
+    log: Path,
+    arguments: list[str],
+    topic: str,
+    messages: list[Raw],
+    caught_up: Callable[[], object],
+) -> PipelineRun:
     """``messages`` sent to ``topic``, then ``python -m pipeline *arguments`` (one worker) until ``caught_up`` returns.
 
     Sent first, they are a backlog: the worker reads them in bursts, and writes its outputs in bursts, as it does
@@ -138,6 +151,7 @@ def run_pipeline(settings: Settings, log: Path, arguments: list[str], topic: str
 
 def run_classifier(settings: Settings, log: Path, messages: list[Raw]) -> PipelineRun:
     """The pipeline's classifier worker (no statistics) until its group has committed every raw message sent."""
+
     def caught_up() -> None:
         wait_until_caught_up(settings, settings.consumer_group, settings.topic_posts, timeout=300)
 
@@ -205,6 +219,7 @@ def _varint_size(number: int) -> int:
 def batch_size(key: int | None, value: int | None) -> int:
     """Bytes of an uncompressed batch of one record of these key and value lengths (None: null), no headers:
     what the broker compares with the topic's max.message.bytes."""
+
     def field(length: int | None) -> int:
         return _varint_size(-1) if length is None else _varint_size(length) + length
 
@@ -243,28 +258,49 @@ def boundary_cases(limit: int, max_text_chars: int) -> list[Case]:
         too_long = post("x" * (max_text_chars + 1))
         refused = size > limit
         cases += [
-            Case(f"random value {where} the limit", Raw(b"ada", os.urandom(filler(size, b"ada"))),
-                 REFUSED if refused else R.INVALID_UTF8),
-            Case(f"random value {where} the limit, no key", Raw(None, os.urandom(filler(size, None))),
-                 REFUSED if refused else R.INVALID_UTF8),
-            Case(f"random key {where} the limit, a valid post at max_text_chars",
-                 Raw(os.urandom(filler(size, valid)), valid), REFUSED if refused else RESULT),
-            Case(f"random key {where} the limit, a post over max_text_chars",
-                 Raw(os.urandom(filler(size, too_long)), too_long), REFUSED if refused else R.TEXT_TOO_LONG),
-            Case(f"random key {where} the limit, null value", Raw(os.urandom(filler(size, None)), None),
-                 REFUSED if refused else R.EMPTY_PAYLOAD),
+            Case(
+                f"random value {where} the limit",
+                Raw(b"ada", os.urandom(filler(size, b"ada"))),
+                REFUSED if refused else R.INVALID_UTF8,
+            ),
+            Case(
+                f"random value {where} the limit, no key",
+                Raw(None, os.urandom(filler(size, None))),
+                REFUSED if refused else R.INVALID_UTF8,
+            ),
+            Case(
+                f"random key {where} the limit, a valid post at max_text_chars",
+                Raw(os.urandom(filler(size, valid)), valid),
+                REFUSED if refused else RESULT,
+            ),
+            Case(
+                f"random key {where} the limit, a post over max_text_chars",
+                Raw(os.urandom(filler(size, too_long)), too_long),
+                REFUSED if refused else R.TEXT_TOO_LONG,
+            ),
+            Case(
+                f"random key {where} the limit, null value",
+                Raw(os.urandom(filler(size, None)), None),
+                REFUSED if refused else R.EMPTY_PAYLOAD,
+            ),
         ]
     # Each of their dead letters fits any limit; together they may not: the producer batches what it writes.
-    cases += [Case(f"small non-JSON message {index} of a burst", Raw(b"ada", b"not JSON %d" % index), R.INVALID_JSON)
-              for index in range(20)]
+    cases += [
+        Case(f"small non-JSON message {index} of a burst", Raw(b"ada", b"not JSON %d" % index), R.INVALID_JSON)
+        for index in range(20)
+    ]
     mb = 1024 * 1024
     return [
         *cases,
-        Case("random 760 KB key, random 260 KB value (crash-looped the old pipeline)",
-             Raw(os.urandom(760 * 1024), os.urandom(260 * 1024)), R.INVALID_UTF8),
+        Case(
+            "random 760 KB key, random 260 KB value (crash-looped the old pipeline)",
+            Raw(os.urandom(760 * 1024), os.urandom(260 * 1024)),
+            R.INVALID_UTF8,
+        ),
         Case("random 990 KB key, tiny value", Raw(os.urandom(990 * 1024), b"{}"), R.MISSING_FIELD),
-        Case("random 500 KB key, 500 KB of NUL bytes", Raw(os.urandom(500 * 1024), b"\x00" * 500 * 1024),
-             R.INVALID_JSON),
+        Case(
+            "random 500 KB key, 500 KB of NUL bytes", Raw(os.urandom(500 * 1024), b"\x00" * 500 * 1024), R.INVALID_JSON
+        ),
         Case("5 MB compressible key, 3 MB compressible value", Raw(b"k" * 5 * mb, b"x" * 3 * mb, True), R.INVALID_JSON),
         Case("5 MB key and 3 MB value of NUL bytes", Raw(b"\x00" * 5 * mb, b"\x00" * 3 * mb, True), R.INVALID_JSON),
         Case("4 MB compressible key, a valid post", Raw(b"a" * 4 * mb, post("What a lovely day"), True), RESULT),
@@ -283,8 +319,9 @@ DEAD_LETTER_LIMITS = {"producer message.max.bytes": 64 * 1024, "dead-letter topi
 
 @pytest.fixture(params=sorted(DEAD_LETTER_LIMITS))
 def boundary_settings(request: pytest.FixtureRequest, settings: Settings, tiny_model_path: Path) -> Settings:
-    settings = settings.model_copy(update={"model": str(tiny_model_path), "batch_size": 16, "batch_max_wait_ms": 50,
-                                           "max_text_chars": 5000})
+    settings = settings.model_copy(
+        update={"model": str(tiny_model_path), "batch_size": 16, "batch_max_wait_ms": 50, "max_text_chars": 5000}
+    )
     limit = DEAD_LETTER_LIMITS[request.param]
     if request.param.startswith("producer"):
         return settings.model_copy(update={"message_max_bytes": limit})
@@ -364,22 +401,30 @@ authors = st.text(min_size=1, max_size=128)
 def encoded(document: object) -> st.SearchStrategy[bytes]:
     """JSON as a producer might write it: ASCII-escaped or not (a lone surrogate then makes it invalid UTF-8)."""
     return st.booleans().map(
-        lambda ascii_only: json.dumps(document, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass"))
+        lambda ascii_only: json.dumps(document, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+    )
 
 
 def posts(text: st.SearchStrategy[str], author: st.SearchStrategy[str] = authors) -> st.SearchStrategy[dict]:
     return st.fixed_dictionaries(
         {"author": author, "source": st.text(min_size=1, max_size=64), "text": text},
-        optional={"schema_version": st.just(1), "id": st.text(min_size=1, max_size=128),
-                  "created_at": st.floats(MIN_CREATED_AT, MAX_CREATED_AT)},
+        optional={
+            "schema_version": st.just(1),
+            "id": st.text(min_size=1, max_size=128),
+            "created_at": st.floats(MIN_CREATED_AT, MAX_CREATED_AT),
+        },
     )
 
 
 def odd_valid_texts(max_text_chars: int) -> dict[str, st.SearchStrategy[str]]:
     """Legal texts of many odd kinds: each has a visible character and at most ``max_text_chars`` of them."""
+
     def between(marks: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
-        return words.flatmap(lambda word: st.lists(marks, min_size=len(word), max_size=len(word)).map(
-            lambda inserted: "".join(char + mark for char, mark in zip(word, inserted, strict=True))))
+        return words.flatmap(
+            lambda word: st.lists(marks, min_size=len(word), max_size=len(word)).map(
+                lambda inserted: "".join(char + mark for char, mark in zip(word, inserted, strict=True))
+            )
+        )
 
     return {
         "zero-width characters between letters": between(st.sampled_from(ZERO_WIDTH)),
@@ -389,7 +434,8 @@ def odd_valid_texts(max_text_chars: int) -> dict[str, st.SearchStrategy[str]]:
         "combining marks": between(st.text(st.characters(categories=["Mn"]), min_size=1, max_size=3)),
         "NUL and control characters inside a visible text": st.tuples(words, controls, words).map("".join),
         "text at exactly max_text_chars": st.text(visible, min_size=1, max_size=20).map(
-            lambda unit: (unit * max_text_chars)[:max_text_chars]),
+            lambda unit: (unit * max_text_chars)[:max_text_chars]
+        ),
     }
 
 
@@ -425,8 +471,9 @@ def raw_message_kinds(max_text_chars: int) -> dict[str, st.SearchStrategy[Raw]]:
     for name, texts in odd_valid_texts(max_text_chars).items():
         kinds[f"valid post, {name}"] = st.builds(Raw, post_keys, posts(texts).flatmap(encoded))
     authors_at_limit = st.text(min_size=1, max_size=10).map(lambda unit: (unit * 128)[:128])
-    kinds["valid post, author at 128 characters"] = st.builds(Raw, post_keys,
-                                                              posts(plain_text, authors_at_limit).flatmap(encoded))
+    kinds["valid post, author at 128 characters"] = st.builds(
+        Raw, post_keys, posts(plain_text, authors_at_limit).flatmap(encoded)
+    )
     return kinds
 
 
@@ -437,8 +484,13 @@ def drawn_by_hypothesis(strategy: st.SearchStrategy[T], examples: int) -> list[T
     the batch is many examples, not one example of a long list."""
     drawn: list[T] = []
 
-    @hypothesis_settings(max_examples=examples, phases=[Phase.generate], database=None, deadline=None,
-                         suppress_health_check=list(HealthCheck))
+    @hypothesis_settings(
+        max_examples=examples,
+        phases=[Phase.generate],
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(strategy)
     def keep(example: T) -> None:
         drawn.append(example)
@@ -452,8 +504,9 @@ EXAMPLES_PER_KIND = 20  # of each kind, interleaved into one batch of a few hund
 
 @pytest.fixture
 def generated_settings(settings: Settings, tiny_model_path: Path) -> Settings:
-    return settings.model_copy(update={"model": str(tiny_model_path), "batch_size": 32, "batch_max_wait_ms": 50,
-                                       "max_text_chars": 280})
+    return settings.model_copy(
+        update={"model": str(tiny_model_path), "batch_size": 32, "batch_max_wait_ms": 50, "max_text_chars": 280}
+    )
 
 
 def test_generated_raw_messages_each_get_the_outcome_validation_decides(
@@ -462,8 +515,10 @@ def test_generated_raw_messages_each_get_the_outcome_validation_decides(
     """A few hundred generated messages of every kind: each gets exactly one outcome, the one the pure
     ``check_post`` decides for its bytes and key (its dead letter's reason, or a result with its post's text)."""
     settings = generated_settings
-    by_kind = [[(kind, raw) for raw in drawn_by_hypothesis(strategy, EXAMPLES_PER_KIND)]
-               for kind, strategy in raw_message_kinds(settings.max_text_chars).items()]
+    by_kind = [
+        [(kind, raw) for raw in drawn_by_hypothesis(strategy, EXAMPLES_PER_KIND)]
+        for kind, strategy in raw_message_kinds(settings.max_text_chars).items()
+    ]
     batch = [message for one_of_each in zip(*by_kind, strict=True) for message in one_of_each]
     run = run_classifier(settings, tmp_path / "pipeline.log", [raw for _kind, raw in batch])
     assert not [d for d in run.deliveries if d.error], "the broker refused a generated message"
@@ -473,8 +528,10 @@ def test_generated_raw_messages_each_get_the_outcome_validation_decides(
     expected_results: Counter[tuple[str, str, str]] = Counter()
     legal_but_rejected, wrong = [], []
     for (kind, raw), delivery in zip(batch, run.deliveries, strict=True):
-        decided = check_post(Source(raw.value, raw.key, settings.topic_posts, delivery.partition, delivery.offset),
-                             settings.max_text_chars)
+        decided = check_post(
+            Source(raw.value, raw.key, settings.topic_posts, delivery.partition, delivery.offset),
+            settings.max_text_chars,
+        )
         got = letters.pop((delivery.partition, delivery.offset), [])
         if isinstance(decided, Accepted):
             expected_results[(decided.post.author, decided.post.source, decided.post.text)] += 1

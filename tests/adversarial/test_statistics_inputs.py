@@ -36,9 +36,18 @@ WINDOWS = 4  # event-time windows the valid results span, before the later ones 
 
 
 def result(source: str, created_at: float, label: str, score: float) -> SentimentResult:
-    return SentimentResult(post_id=f"{source}-{created_at}", author=f"{source}-author", source=source, text="some text",
-                           label=label, score=score, model="tiny", created_at=created_at, produced_at=created_at,
-                           processed_at=created_at)
+    return SentimentResult(
+        post_id=f"{source}-{created_at}",
+        author=f"{source}-author",
+        source=source,
+        text="some text",
+        label=label,
+        score=score,
+        model="tiny",
+        created_at=created_at,
+        produced_at=created_at,
+        processed_at=created_at,
+    )
 
 
 def valid_results(first_window_start: float, window_seconds: int) -> list[SentimentResult]:
@@ -51,7 +60,9 @@ def valid_results(first_window_start: float, window_seconds: int) -> list[Sentim
 
     results = [
         result(source, at(window, step), rng.choice(LABELS), rng.random())
-        for window in range(WINDOWS) for source in SOURCES for step in range(1, rng.randint(1, 5) + 1)
+        for window in range(WINDOWS)
+        for source in SOURCES
+        for step in range(1, rng.randint(1, 5) + 1)
     ]
     return results + [result(source, at(WINDOWS + 3, 0), "NEUTRAL", 0.5) for source in SOURCES]
 
@@ -101,7 +112,10 @@ def closed_windows(
     latest = {source: max(each.created_at for each in results if each.source == source) for source in SOURCES}
     return {
         (source, start): SentimentStats(
-            source=source, window_start=start, window_end=start + window_seconds, count=len(members),
+            source=source,
+            window_start=start,
+            window_end=start + window_seconds,
+            count=len(members),
             label_counts={label: sum(m.label == label for m in members) for label in {m.label for m in members}},
             mean_score=sum(m.score for m in members) / len(members),
         )
@@ -141,8 +155,14 @@ def test_garbage_on_the_results_topic_is_dead_lettered_and_the_windows_are_exact
     in_order = [Raw(each.source.encode(), each.to_bytes()) for each in valid]
     junk = [Raw(b"junk", each.value) for each in bad]
     messages = [message for pair in itertools.zip_longest(in_order, junk) for message in pair if message is not None]
-    run = run_pipeline(settings, tmp_path / "pipeline.log", ["--workers", "0"], settings.topic_results, messages,
-                       lambda: wait_until_statistics_caught_up(settings))
+    run = run_pipeline(
+        settings,
+        tmp_path / "pipeline.log",
+        ["--workers", "0"],
+        settings.topic_results,
+        messages,
+        lambda: wait_until_statistics_caught_up(settings),
+    )
     assert not [d for d in run.deliveries if d.error], "the broker refused a message"
 
     letters = dead_letters_by_origin(settings, settings.topic_results)
@@ -154,8 +174,10 @@ def test_garbage_on_the_results_topic_is_dead_lettered_and_the_windows_are_exact
         if delivery.raw.key == b"junk":
             record = by_value[delivery.raw.value]
             # Its detail as expected if it says what it must, else as it is (for the failure message).
-            got[record.name] = [(letter.reason, record.detail if record.detail in letter.detail else letter.detail)
-                                for _message, letter in found]
+            got[record.name] = [
+                (letter.reason, record.detail if record.detail in letter.detail else letter.detail)
+                for _message, letter in found
+            ]
             for message, letter in found:
                 assert_tells_the_whole_original(message, letter, delivery.raw, budget)
         else:

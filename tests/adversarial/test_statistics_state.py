@@ -13,7 +13,7 @@ import time
 import uuid
 from pathlib import Path
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 from confluent_kafka.admin import ConfigResource, NewTopic
 
 from common.contract import PipelineStatus, SentimentResult, SentimentStats
@@ -29,8 +29,18 @@ WINDOW_S = 1
 def results(source: str, start: float, count: int) -> list[SentimentResult]:
     """Results keyed (by author) on their source, so each source's arrive in order: no result comes too late."""
     return [
-        SentimentResult(post_id=uuid.uuid4().hex, author=source, source=source, text="t", label="POSITIVE", score=0.5,
-                        model="m", created_at=start + i * 0.25, produced_at=start, processed_at=start)
+        SentimentResult(
+            post_id=uuid.uuid4().hex,
+            author=source,
+            source=source,
+            text="t",
+            label="POSITIVE",
+            score=0.5,
+            model="m",
+            created_at=start + i * 0.25,
+            produced_at=start,
+            processed_at=start,
+        )
         for i in range(count)
     ]
 
@@ -43,8 +53,10 @@ def send(settings: Settings, batch: list[SentimentResult]) -> None:
 
 
 def windows(settings: Settings) -> set[tuple[str, float]]:
-    return {(s.source, s.window_start) for s in (SentimentStats.model_validate_json(m.value())
-                                                 for m in read_all(settings, settings.topic_stats))}
+    return {
+        (s.source, s.window_start)
+        for s in (SentimentStats.model_validate_json(m.value()) for m in read_all(settings, settings.topic_stats))
+    }
 
 
 def cut_changelogs_to_their_first_record(settings: Settings) -> dict[str, int]:
@@ -56,27 +68,20 @@ def cut_changelogs_to_their_first_record(settings: Settings) -> dict[str, int]:
     assert topics, "the statistics worker has no changelog"
     before = {}
     for name, meta in topics.items():
-        consumer = Consumer({**settings.kafka_client_config(), "group.id": uuid.uuid4().hex, "enable.partition.eof": True})
-        consumer.assign([TopicPartition(name, p, 0) for p in meta.partitions])
-        firsts, ends, records = {}, set(), 0
-        while len(ends) < len(meta.partitions):
-            for message in consumer.consume(100, 1.0):
-                if message.error():
-                    ends.add(message.partition())
-                    continue
-                records += 1
-                firsts.setdefault(message.partition(), message)
-        consumer.close()
-        before[name] = records
+        messages = read_all(settings, name)
+        firsts = {}
+        for message in messages:
+            firsts.setdefault(message.partition(), message)
+        before[name] = len(messages)
         resource = ConfigResource(ConfigResource.Type.TOPIC, name)
         config = {"cleanup.policy": admin.describe_configs([resource])[resource].result()["cleanup.policy"].value}
         admin.delete_topics([name])[name].result()
-        wait_for(lambda: name not in admin.list_topics(timeout=10).topics, 60, f"{name} to be deleted")
+        wait_for(lambda name=name: name not in admin.list_topics(timeout=10).topics, 60, f"{name} to be deleted")
         while True:  # the broker may still be removing the old one
             try:
                 admin.create_topics([NewTopic(name, len(meta.partitions), 1, config=config)])[name].result()
                 break
-            except Exception as exc:  # noqa: BLE001 - TOPIC_ALREADY_EXISTS while deletion completes
+            except Exception as exc:
                 assert "already exists" in str(exc).lower() or "marked for deletion" in str(exc).lower(), exc
                 time.sleep(0.5)
         producer = Producer(settings.kafka_client_config())
@@ -91,12 +96,15 @@ def reset_reported(status: PipelineStatus) -> PipelineStatus | None:
 
 
 def latest_status(settings: Settings) -> PipelineStatus:
-    return [PipelineStatus.model_validate_json(m.value()) for m in read_all(settings, settings.topic_pipeline_status)][-1]
+    return [PipelineStatus.model_validate_json(m.value()) for m in read_all(settings, settings.topic_pipeline_status)][
+        -1
+    ]
 
 
 def test_statistics_state_ahead_of_its_changelog_is_dropped_and_restored(settings: Settings, tmp_path: Path) -> None:
-    settings = settings.model_copy(update={"stats_window_seconds": WINDOW_S, "stats_grace_seconds": 0,
-                                           "status_interval_seconds": 1.0})
+    settings = settings.model_copy(
+        update={"stats_window_seconds": WINDOW_S, "stats_grace_seconds": 0, "status_interval_seconds": 1.0}
+    )
     stats_group = settings.consumer_group + STATS_GROUP_SUFFIX
     start = float(int(time.time()) - 3600)  # whole seconds: the windows start where the results do
     first = results("alpha", start, 24) + results("beta", start, 24)
@@ -106,7 +114,9 @@ def test_statistics_state_ahead_of_its_changelog_is_dropped_and_restored(setting
     with running(settings, "pipeline", "--workers", "0", log=log):
         send(settings, first + closing)
         wait_until_caught_up(settings, stats_group, settings.topic_results, timeout=120)
-        computed = wait_for(lambda: windows(settings) if len(windows(settings)) >= 12 else None, 60, "the first windows")
+        computed = wait_for(
+            lambda: windows(settings) if len(windows(settings)) >= 12 else None, 60, "the first windows"
+        )
     records = cut_changelogs_to_their_first_record(settings)
     assert max(records.values()) > 1, f"nothing to cut: {records}"
 
@@ -114,7 +124,9 @@ def test_statistics_state_ahead_of_its_changelog_is_dropped_and_restored(setting
     with running(settings, "pipeline", "--workers", "0", log=log):
         send(settings, results("gamma", later, 8) + results("gamma", later + 100, 1))
         wait_until_caught_up(settings, stats_group, settings.topic_results, timeout=120)
-        new = wait_for(lambda: {w for w in windows(settings) if w[0] == "gamma"} or None, 120, "windows after the reset")
+        new = wait_for(
+            lambda: {w for w in windows(settings) if w[0] == "gamma"} or None, 120, "windows after the reset"
+        )
         status = wait_for(lambda: reset_reported(latest_status(settings)), 60, "the heartbeat to report the reset")
     assert new == {("gamma", later), ("gamma", later + 1)}
     assert computed == {(source, start + second) for source in ("alpha", "beta") for second in range(6)}
@@ -123,6 +135,9 @@ def test_statistics_state_ahead_of_its_changelog_is_dropped_and_restored(setting
     text = log.read_text(errors="replace")
     assert text.count("dropped its local state to restore it from the changelog") == 1
     # Quix logs the refusal (one error and its traceback) before the worker handles it; nothing else may go wrong.
-    assert text.count("Traceback (most recent call last)") == 1 and "quixstreams.state.exceptions.InvalidStoreChangelogOffset" in text
+    assert (
+        text.count("Traceback (most recent call last)") == 1
+        and "quixstreams.state.exceptions.InvalidStoreChangelogOffset" in text
+    )
     refusal = ('Failed to consume a message from Kafka: partition="None[None]"', "Traceback (most recent call last)")
     assert not log_problems(log, expected=refusal), f"unexpected errors in {log}"

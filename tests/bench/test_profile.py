@@ -5,14 +5,16 @@ from __future__ import annotations
 from bench.profile import PARTS, breakdown
 
 OUTER = "run (quixstreams/app.py:975);commit (quixstreams/checkpointing/checkpoint.py:286);flush (pipeline/classifier_sink.py:55)"
-RAW = "\n".join([
-    f"{OUTER};predict (flair/nn/model.py:810);forward (transformers/models/bert/modeling_bert.py:608);linear (torch/nn/modules/linear.py:130) 90",
-    f"{OUTER};predict (flair/nn/model.py:810);__init__ (flair/data.py:1020);_sentences (segtok/segmenter.py:90) 6",
-    f"{OUTER};_batch_encode_plus (transformers/tokenization_utils_fast.py:500) 2",
-    "run (quixstreams/app.py:975);poll (quixstreams/kafka/consumer.py:120) 1",
-    "run (quixstreams/app.py:975);decode_post (common/contract.py:170) 1",
-    " 40",  # a sample py-spy could not read: left out
-])
+RAW = "\n".join(
+    [
+        f"{OUTER};predict (flair/nn/model.py:810);forward (transformers/models/bert/modeling_bert.py:608);linear (torch/nn/modules/linear.py:130) 90",
+        f"{OUTER};predict (flair/nn/model.py:810);__init__ (flair/data.py:1020);_sentences (segtok/segmenter.py:90) 6",
+        f"{OUTER};_batch_encode_plus (transformers/tokenization_utils_fast.py:500) 2",
+        "run (quixstreams/app.py:975);poll (quixstreams/kafka/consumer.py:120) 1",
+        "run (quixstreams/app.py:975);decode_post (common/contract.py:170) 1",
+        " 40",  # a sample py-spy could not read: left out
+    ]
+)
 
 
 def test_samples_are_split_by_the_frames_they_hold() -> None:

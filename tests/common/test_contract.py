@@ -21,8 +21,8 @@ from common.contract import (
     InvalidPost,
     Post,
     RejectReason,
-    SentimentResult,
     ResultTooLarge,
+    SentimentResult,
     dead_letter_for,
     dead_letter_kafka_key,
     decode_post,
@@ -39,7 +39,14 @@ FIRST_STAGE_REASONS = frozenset(
 
 
 def post_json(**fields) -> bytes:
-    document = {"schema_version": 1, "id": "p1", "author": "ada", "source": "twitter", "text": "I love it", "created_at": 1.7e9}
+    document = {
+        "schema_version": 1,
+        "id": "p1",
+        "author": "ada",
+        "source": "twitter",
+        "text": "I love it",
+        "created_at": 1.7e9,
+    }
     document.update(fields)
     return json.dumps({k: v for k, v in document.items() if v is not ...}).encode()
 
@@ -73,10 +80,18 @@ def test_schema_version_defaults_to_current_when_absent() -> None:
         (post_json(text=""), RejectReason.EMPTY_TEXT, "empty"),
         (post_json(text=" \t\n "), RejectReason.EMPTY_TEXT, "empty"),
         (post_json(text="\u200b\u200b"), RejectReason.EMPTY_TEXT, "visible"),
-        (post_json(text="x" * (LIMIT + 1)), RejectReason.TEXT_TOO_LONG, f"{LIMIT + 1} characters, the limit is {LIMIT}"),
+        (
+            post_json(text="x" * (LIMIT + 1)),
+            RejectReason.TEXT_TOO_LONG,
+            f"{LIMIT + 1} characters, the limit is {LIMIT}",
+        ),
         (post_json(author=""), RejectReason.INVALID_FIELD, "author"),
         (post_json(created_at=-5), RejectReason.INVALID_FIELD, "created_at"),
-        (b'{"a":' * (MAX_JSON_DEPTH + 5) + b"1" + b"}" * (MAX_JSON_DEPTH + 5), RejectReason.TOO_DEEPLY_NESTED, "deeper"),
+        (
+            b'{"a":' * (MAX_JSON_DEPTH + 5) + b"1" + b"}" * (MAX_JSON_DEPTH + 5),
+            RejectReason.TOO_DEEPLY_NESTED,
+            "deeper",
+        ),
         (b"[" * 100_000 + b"]" * 100_000, RejectReason.TOO_DEEPLY_NESTED, "too deep"),
     ],
 )
@@ -96,12 +111,22 @@ def test_a_dead_letter_keeps_the_exact_payload_and_where_it_came_from() -> None:
     assert base64.b64decode(letter.payload_base64) == raw
     assert letter.payload_preview is None
     assert (letter.source_topic, letter.partition, letter.offset, letter.key) == ("posts.raw", 3, 41, "ada")
-    assert (letter.reason, letter.detail, letter.payload_size, letter.payload_truncated) == (RejectReason.INVALID_UTF8, "bad byte", len(raw), False)
-    assert letter.payload_sha256 == hashlib.sha256(raw).hexdigest() and letter.key_sha256 == hashlib.sha256(b"ada").hexdigest()
+    assert (letter.reason, letter.detail, letter.payload_size, letter.payload_truncated) == (
+        RejectReason.INVALID_UTF8,
+        "bad byte",
+        len(raw),
+        False,
+    )
+    assert (
+        letter.payload_sha256 == hashlib.sha256(raw).hexdigest()
+        and letter.key_sha256 == hashlib.sha256(b"ada").hexdigest()
+    )
 
 
 def test_results_refuse_unknown_labels_and_out_of_range_scores() -> None:
-    fields = dict(post_id="p", author="a", source="s", text="t", model="m", created_at=1.0, produced_at=1.0, processed_at=1.0)
+    fields = dict(
+        post_id="p", author="a", source="s", text="t", model="m", created_at=1.0, produced_at=1.0, processed_at=1.0
+    )
     SentimentResult(label="NEUTRAL", score=0.5, **fields)
     with pytest.raises(ValidationError):
         SentimentResult(label="HAPPY", score=0.5, **fields)
@@ -128,9 +153,15 @@ def first_failing_stage(raw: bytes) -> RejectReason | None:
 
 
 @settings(deadline=None)
-@given(st.one_of(st.binary(max_size=300), st.text(max_size=100).map(str.encode),
-                 st.recursive(st.none() | st.integers() | st.text(max_size=5), st.lists, max_leaves=5).map(
-                     lambda value: json.dumps(value).encode())))
+@given(
+    st.one_of(
+        st.binary(max_size=300),
+        st.text(max_size=100).map(str.encode),
+        st.recursive(st.none() | st.integers() | st.text(max_size=5), st.lists, max_leaves=5).map(
+            lambda value: json.dumps(value).encode()
+        ),
+    )
+)
 def test_any_bytes_give_a_post_or_the_reason_of_the_first_stage_they_fail(raw: bytes) -> None:
     expected = first_failing_stage(raw)
     try:
@@ -185,7 +216,9 @@ def test_any_json_object_gives_a_post_or_a_specific_reason(document: dict) -> No
 
 # Floats as JSON can carry them (json.dumps writes Infinity/NaN; 1e999 parses as infinity) and text with
 # anything in it, lone surrogates included ("\ud800" escapes are valid JSON).
-wild_floats = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([0.0, -0.0, 1e-38, 0.000999, 0.001, 1e300, 2.6e11, 9.3e15])
+wild_floats = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from(
+    [0.0, -0.0, 1e-38, 0.000999, 0.001, 1e300, 2.6e11, 9.3e15]
+)
 wild_text = st.text(st.characters(codec=None, categories=None), max_size=40)
 
 
@@ -208,8 +241,16 @@ def test_every_accepted_post_can_be_scored_and_emitted_downstream(document: dict
     assert decode_post(post.to_bytes(), LIMIT) == post  # round trip: what the producer would write
     post.text.encode("utf-8")  # what the tokenizer gets
     result = SentimentResult(
-        post_id=post.id, author=post.author, source=post.source, text=post.text, label="NEUTRAL", score=0.5,
-        model="m", created_at=post.created_at, produced_at=post.created_at, processed_at=post.created_at,
+        post_id=post.id,
+        author=post.author,
+        source=post.source,
+        text=post.text,
+        label="NEUTRAL",
+        score=0.5,
+        model="m",
+        created_at=post.created_at,
+        produced_at=post.created_at,
+        processed_at=post.created_at,
     )
     emitted = json.loads(result.to_bytes())
     assert emitted["created_at"] == post.created_at  # a number, never null (infinity serialises as null)
@@ -232,7 +273,9 @@ def test_a_dead_letter_always_fits_under_the_message_limit(size: int, fill: byte
         raw, key = os.urandom(size), os.urandom(key_size)
     else:
         raw, key = (fill * size)[:size], (fill * key_size)[:key_size]
-    outgoing = dead_letter_for(InvalidPost(RejectReason.INVALID_JSON, "x"), raw, key, "posts.raw", 0, 1, max_message_bytes=limit)
+    outgoing = dead_letter_for(
+        InvalidPost(RejectReason.INVALID_JSON, "x"), raw, key, "posts.raw", 0, 1, max_message_bytes=limit
+    )
     assert outgoing.size <= message_budget(limit)
     letter = DeadLetter.model_validate_json(outgoing.value)
     kept = base64.b64decode(letter.payload_base64)
@@ -247,9 +290,13 @@ def test_a_dead_letter_always_fits_under_the_message_limit(size: int, fill: byte
 def test_a_dead_letter_keeps_all_it_can() -> None:
     """Under the limit, the payload is cut only as far as needed; a limit too small for any payload keeps the rest."""
     raw = os.urandom(200_000)
-    whole = DeadLetter.model_validate_json(dead_letter_for(InvalidPost(RejectReason.INVALID_JSON, "x"), raw, b"k", "t", 0, 1).value)
+    whole = DeadLetter.model_validate_json(
+        dead_letter_for(InvalidPost(RejectReason.INVALID_JSON, "x"), raw, b"k", "t", 0, 1).value
+    )
     assert base64.b64decode(whole.payload_base64) == raw and not whole.payload_truncated
-    tight = dead_letter_for(InvalidPost(RejectReason.INVALID_JSON, "x"), raw, b"k", "t", 0, 1, max_message_bytes=100_000)
+    tight = dead_letter_for(
+        InvalidPost(RejectReason.INVALID_JSON, "x"), raw, b"k", "t", 0, 1, max_message_bytes=100_000
+    )
     letter = DeadLetter.model_validate_json(tight.value)
     assert message_budget(100_000) - 4 <= tight.size <= message_budget(100_000)  # filled to within one base64 quantum
     assert letter.payload_truncated and len(base64.b64decode(letter.payload_base64)) > 70_000
@@ -257,19 +304,36 @@ def test_a_dead_letter_keeps_all_it_can() -> None:
 
 def test_a_dead_letter_with_room_for_nothing_but_its_facts_keeps_those() -> None:
     key = ("é" * 50_000).encode()
-    outgoing = encode_dead_letter(RejectReason.INVALID_JSON, "d" * 5000, b"\x01" * 10_000, key, "posts.raw", 2, 7, max_message_bytes=3000)
+    outgoing = encode_dead_letter(
+        RejectReason.INVALID_JSON, "d" * 5000, b"\x01" * 10_000, key, "posts.raw", 2, 7, max_message_bytes=3000
+    )
     letter = DeadLetter.model_validate_json(outgoing.value)
     assert outgoing.size <= message_budget(3000)
     assert (letter.payload_base64, letter.key, letter.payload_size, letter.key_size) == ("", None, 10_000, len(key))
-    assert (letter.source_topic, letter.partition, letter.offset, letter.reason) == ("posts.raw", 2, 7, RejectReason.INVALID_JSON)
+    assert (letter.source_topic, letter.partition, letter.offset, letter.reason) == (
+        "posts.raw",
+        2,
+        7,
+        RejectReason.INVALID_JSON,
+    )
 
 
 def test_a_post_at_the_length_limit_with_the_largest_fields_gives_a_result_that_fits() -> None:
     """Control characters are the costliest text (6 bytes each in JSON); authors and ids at their maximum."""
     limit = Settings.model_fields["max_text_chars"].metadata[-1].le
     post = Post(id="i" * 128, author="\u0001" * 128, source="\u0002" * 64, text="x" + "\u0001" * (limit - 1))
-    result = SentimentResult(post_id=post.id, author=post.author, source=post.source, text=post.text, label="NEUTRAL",
-                             score=0.5, model="m" * 200, created_at=1.0, produced_at=1.0, processed_at=1.0)
+    result = SentimentResult(
+        post_id=post.id,
+        author=post.author,
+        source=post.source,
+        text=post.text,
+        label="NEUTRAL",
+        score=0.5,
+        model="m" * 200,
+        created_at=1.0,
+        produced_at=1.0,
+        processed_at=1.0,
+    )
     assert encode_result(result).size <= message_budget(DEFAULT_MAX_MESSAGE_BYTES)
     with pytest.raises(ResultTooLarge):
         encode_result(result, max_message_bytes=len(result.to_bytes()))

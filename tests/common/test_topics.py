@@ -23,12 +23,24 @@ def test_provisioning_creates_the_project_topics_once(settings: Settings) -> Non
 
 def test_with_own_topics_gives_a_run_names_of_its_own(settings: Settings) -> None:
     other = with_own_topics(settings)
-    own = [other.topic_posts, other.topic_results, other.topic_dead_letters, other.topic_stats,
-           other.topic_pipeline_status, other.consumer_group]
-    shared = [settings.topic_posts, settings.topic_results, settings.topic_dead_letters, settings.topic_stats,
-              settings.topic_pipeline_status, settings.consumer_group]
+    own = [
+        other.topic_posts,
+        other.topic_results,
+        other.topic_dead_letters,
+        other.topic_stats,
+        other.topic_pipeline_status,
+        other.consumer_group,
+    ]
+    shared = [
+        settings.topic_posts,
+        settings.topic_results,
+        settings.topic_dead_letters,
+        settings.topic_stats,
+        settings.topic_pipeline_status,
+        settings.consumer_group,
+    ]
     assert not set(own) & set(shared)
-    assert all(mine.startswith(theirs) for mine, theirs in zip(own, shared))
+    assert all(mine.startswith(theirs) for mine, theirs in zip(own, shared, strict=True))
     assert set(topic_layout(other)) == set(own[:5])  # created, with the same layout
     assert other.bootstrap_servers == settings.bootstrap_servers and other.state_dir == settings.state_dir
 
@@ -52,5 +64,7 @@ def test_unreachable_kafka_is_a_clear_error() -> None:
         (5, None, 5, 0),  # an empty partition
     ],
 )
-def test_partition_lag_is_the_end_offset_minus_the_committed_or_first_retained_one(end: int, committed: int | None, start: int, lag: int) -> None:
+def test_partition_lag_is_the_end_offset_minus_the_committed_or_first_retained_one(
+    end: int, committed: int | None, start: int, lag: int
+) -> None:
     assert partition_lag(end, committed, start) == lag

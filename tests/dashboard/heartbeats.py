@@ -11,17 +11,33 @@ from common.contract import PipelineStatus, WorkerState, WorkerStatus
 from common.settings import Settings
 
 
-def worker(slot: int = 0, state: WorkerState = WorkerState.RUNNING, role: str = "classify", **fields: object) -> WorkerStatus:
+def worker(
+    slot: int = 0, state: WorkerState = WorkerState.RUNNING, role: str = "classify", **fields: object
+) -> WorkerStatus:
     values = {"pid": 1000 + slot, "restarts": 0, "restarts_total": 0} | fields
     return WorkerStatus(slot=slot, role=role, state=state, **values)
 
 
-def heartbeat(*workers: WorkerStatus, group: str = "sentiment-pipeline", age: float = 0.0, interval: float = 5.0,
-              stopping: bool = False, instance: str | None = None, host: str = "worker-host") -> PipelineStatus:
+def heartbeat(
+    *workers: WorkerStatus,
+    group: str = "sentiment-pipeline",
+    age: float = 0.0,
+    interval: float = 5.0,
+    stopping: bool = False,
+    instance: str | None = None,
+    host: str = "worker-host",
+) -> PipelineStatus:
     now = time.time()
     return PipelineStatus(
-        instance=instance or uuid.uuid4().hex, host=host, pid=4242, consumer_group=group, started_at=now - age - 60,
-        sent_at=now - age, interval_seconds=interval, stopping=stopping, workers=list(workers),
+        instance=instance or uuid.uuid4().hex,
+        host=host,
+        pid=4242,
+        consumer_group=group,
+        started_at=now - age - 60,
+        sent_at=now - age,
+        interval_seconds=interval,
+        stopping=stopping,
+        workers=list(workers),
     )
 
 

@@ -17,9 +17,9 @@ from dashboard.cluster_monitor import ClusterMonitor, ClusterSnapshot
 from dashboard.pipeline_health import PipelineState
 from dashboard.results_feed import ResultsFeed
 from pipeline.application import STATS_GROUP_SUFFIX
-from tests.waiting import wait_for
 from tests.dashboard.heartbeats import heartbeat, publish, worker
 from tests.dashboard.test_logic import result_json
+from tests.waiting import wait_for
 
 
 @pytest.fixture
@@ -40,9 +40,12 @@ def fresh_snapshot(monitor: ClusterMonitor) -> ClusterSnapshot:
     Complete: on a fresh cluster the group coordinator needs a moment before it describes groups.
     """
     since = monitor.snapshot().taken_at or 0.0
-    started_after = wait_for(lambda: (s := monitor.snapshot()).kafka_ok and s.taken_at > since and s, 30, "a new snapshot")
+    started_after = wait_for(
+        lambda: (s := monitor.snapshot()).kafka_ok and s.taken_at > since and s, 30, "a new snapshot"
+    )
     return wait_for(
-        lambda: (s := monitor.snapshot()).kafka_ok and s.taken_at > started_after.taken_at and not s.problems and s, 30,
+        lambda: (s := monitor.snapshot()).kafka_ok and s.taken_at > started_after.taken_at and not s.problems and s,
+        30,
         "a complete new snapshot",
     )
 
@@ -56,7 +59,11 @@ def test_the_snapshot_holds_brokers_partitions_offsets_and_both_groups(monitor: 
     posts = [p for p in snapshot.cluster.partitions if p.topic == fast.topic_posts]
     assert [(p.partition, p.end_offset) for p in posts[:3]] == [(0, 6), (1, 6), (2, 0)]
     assert len(posts) == fast.posts_partitions and all(p.leader == 1 and p.in_sync == (1,) for p in posts)
-    assert {p.topic for p in snapshot.cluster.partitions} >= {fast.topic_results, fast.topic_dead_letters, fast.topic_pipeline_status}
+    assert {p.topic for p in snapshot.cluster.partitions} >= {
+        fast.topic_results,
+        fast.topic_dead_letters,
+        fast.topic_pipeline_status,
+    }
     assert (snapshot.pipeline_group.group, snapshot.pipeline_group.total_lag) == (fast.consumer_group, 12)
     assert snapshot.stats_group.group == fast.consumer_group + STATS_GROUP_SUFFIX
     assert snapshot.pipeline.state is PipelineState.NOT_RUNNING
@@ -79,11 +86,13 @@ def test_the_snapshot_holds_brokers_partitions_offsets_and_both_groups(monitor: 
     assert rates[(fast.topic_posts, 0)] > 0 and rates[(fast.topic_posts, 1)] == 0.0
 
 
-def test_lag_counts_from_the_committed_offset_or_the_first_retained_one(monitor: ClusterMonitor, fast: Settings) -> None:
+def test_lag_counts_from_the_committed_offset_or_the_first_retained_one(
+    monitor: ClusterMonitor, fast: Settings
+) -> None:
     producer = Producer(fast.kafka_client_config())
-    for i in range(10):
+    for _ in range(10):
         producer.produce(fast.topic_posts, b"{}", b"k", partition=0)
-    for i in range(5):
+    for _ in range(5):
         producer.produce(fast.topic_posts, b"{}", b"k", partition=1)
     assert producer.flush(10) == 0
     # Retention took partition 0's first 4 posts; the group committed on partition 1 only, at offset 2.
@@ -108,16 +117,28 @@ def test_the_pipeline_state_follows_the_heartbeats_on_the_status_topic(monitor: 
     running = heartbeat(worker(0), worker(1), worker(2, role="stats"), group=group, instance="sup-1")
     assert (state_after(running).pipeline.state, monitor.snapshot().pipeline.workers) == (PipelineState.RUNNING, 2)
 
-    looping = worker(1, WorkerState.CRASH_LOOPING, restarts=4, restarts_total=9, last_error="RuntimeError: boom", stuck_at=f"{fast.topic_posts}[3]@17", careful=True)
+    looping = worker(
+        1,
+        WorkerState.CRASH_LOOPING,
+        restarts=4,
+        restarts_total=9,
+        last_error="RuntimeError: boom",
+        stuck_at=f"{fast.topic_posts}[3]@17",
+        careful=True,
+    )
     snapshot = state_after(heartbeat(worker(0), looping, group=group, instance="sup-1"))
     assert snapshot.pipeline.state is PipelineState.CRASH_LOOPING
     assert [item.worker for item in snapshot.pipeline.troubled] == [looping]
 
     # Whatever else lands on the topic changes nothing: garbage, another group's supervisor, a key without a value.
-    snapshot = state_after((b"sup-1", b"\x00garbage"), (None, b"[]"), heartbeat(worker(0), group="another-group"), (b"nobody", None))
+    snapshot = state_after(
+        (b"sup-1", b"\x00garbage"), (None, b"[]"), heartbeat(worker(0), group="another-group"), (b"nobody", None)
+    )
     assert snapshot.pipeline.state is PipelineState.CRASH_LOOPING
 
-    stopping = heartbeat(worker(0, WorkerState.STOPPED), worker(1, WorkerState.STOPPED), group=group, instance="sup-1", stopping=True)
+    stopping = heartbeat(
+        worker(0, WorkerState.STOPPED), worker(1, WorkerState.STOPPED), group=group, instance="sup-1", stopping=True
+    )
     assert state_after(stopping).pipeline.state is PipelineState.STOPPED
 
     # A new monitor (a server restart) reads the topic from its beginning: the latest word per supervisor.
@@ -157,8 +178,10 @@ def test_the_results_feed_outlives_an_unexpected_error_and_counts_nothing_twice(
     producer = Producer(settings.kafka_client_config())
     for i in range(20):
         producer.produce(settings.topic_results, result_json(f"p{i}"), b"ann")
-    letter = b'{"reason": "invalid_json", "detail": "bad", "payload_base64": "", "payload_preview": "x", "key": null,' \
-             b' "source_topic": "posts.raw", "partition": 0, "offset": 7, "failed_at": 1.0}'
+    letter = (
+        b'{"reason": "invalid_json", "detail": "bad", "payload_base64": "", "payload_preview": "x", "key": null,'
+        b' "source_topic": "posts.raw", "partition": 0, "offset": 7, "failed_at": 1.0}'
+    )
     producer.produce(settings.topic_dead_letters, letter, b"k")
     assert producer.flush(10) == 0
 
@@ -174,10 +197,18 @@ def test_the_results_feed_outlives_an_unexpected_error_and_counts_nothing_twice(
     monkeypatch.setattr(ResultsFeed, "ingest_dead_letters", fails_after_ingesting_once)
     feed = ResultsFeed(settings, dedup_size=5).start()  # remembers too few ids to hide a rewind
     try:
-        wait_for(lambda: feed.status().thread.restarts == 1 and feed.status().thread.last_success_at, 60, "a restart and a success")
+        wait_for(
+            lambda: feed.status().thread.restarts == 1 and feed.status().thread.last_success_at,
+            60,
+            "a restart and a success",
+        )
         producer.produce(settings.topic_results, result_json("after"), b"ann")
         producer.flush(10)
         status = wait_for(lambda: (s := feed.status()).results == 21 and s, 30, "the result sent after the restart")
-        assert (status.dead_letters, status.thread.failing, status.thread.last_error) == (1, False, "RuntimeError: injected")
+        assert (status.dead_letters, status.thread.failing, status.thread.last_error) == (
+            1,
+            False,
+            "RuntimeError: injected",
+        )
     finally:
         feed.stop()

@@ -26,22 +26,42 @@ from dashboard.records import ResultRecord, parse_result
 from dashboard.results_feed import ResultsFeed
 
 
-def result_json(post_id: str, label: str = "POSITIVE", score: float = 0.9, *, source: str = "twitter",
-                author: str = "ada", produced_at: float | None = None, text: str = "hello") -> bytes:
+def result_json(
+    post_id: str,
+    label: str = "POSITIVE",
+    score: float = 0.9,
+    *,
+    source: str = "twitter",
+    author: str = "ada",
+    produced_at: float | None = None,
+    text: str = "hello",
+) -> bytes:
     now = time.time()
     return json.dumps(
         {
-            "schema_version": 1, "post_id": post_id, "author": author, "source": source, "text": text,
-            "label": label, "score": score, "model": "tiny", "created_at": now - 2,
-            "produced_at": produced_at if produced_at is not None else now - 1, "processed_at": now,
+            "schema_version": 1,
+            "post_id": post_id,
+            "author": author,
+            "source": source,
+            "text": text,
+            "label": label,
+            "score": score,
+            "model": "tiny",
+            "created_at": now - 2,
+            "produced_at": produced_at if produced_at is not None else now - 1,
+            "processed_at": now,
         }
     ).encode()
 
 
-def record(post_id: str = "p", label: str = "POSITIVE", score: float = 0.8, at: float | None = None, **fields) -> ResultRecord:
+def record(
+    post_id: str = "p", label: str = "POSITIVE", score: float = 0.8, at: float | None = None, **fields
+) -> ResultRecord:
     at = time.time() if at is None else at
     values = {"author": "ada", "source": "twitter", "text": "t", "produced_at": at - 0.5} | fields
-    return ResultRecord(post_id, values["author"], values["source"], values["text"], label, score, values["produced_at"], at)
+    return ResultRecord(
+        post_id, values["author"], values["source"], values["text"], label, score, values["produced_at"], at
+    )
 
 
 def feed(**options) -> ResultsFeed:
@@ -78,7 +98,10 @@ def test_histogram_percentiles_match_exact_ones_within_the_bin_resolution(q: flo
 def test_percentile_edge_cases() -> None:
     assert latency_percentile(np.zeros(len(LATENCY_EDGES) + 1), 50) is None
     one = hist(np.array([0.25]))
-    assert all(LATENCY_EDGES[latency_bin(0.25) - 1] <= latency_percentile(one, q) <= LATENCY_EDGES[latency_bin(0.25)] for q in (0, 50, 100))
+    assert all(
+        LATENCY_EDGES[latency_bin(0.25) - 1] <= latency_percentile(one, q) <= LATENCY_EDGES[latency_bin(0.25)]
+        for q in (0, 50, 100)
+    )
     assert latency_percentile(hist(np.array([-0.2, 0.0005])), 100) <= 0.001  # skewed clocks land in the first bin
     assert latency_percentile(hist(np.array([7200.0])), 50) == LATENCY_EDGES[-1]  # open last bin: its lower edge
     ordered = [latency_percentile(hist(np.array([0.1] * 50 + [2.0] * 45 + [30.0] * 5)), q) for q in (50, 95, 99)]
@@ -89,8 +112,17 @@ def test_percentile_edge_cases() -> None:
 
 @pytest.mark.parametrize(
     ("seconds", "shown"),
-    [(None, "–"), (0.0424, "42 ms"), (0.9994, "999 ms"), (1.0, "1.00 s"), (59.5, "59.50 s"), (90.0, "1.5 min"),
-     (3599.0, "60.0 min"), (LATENCY_EDGES[-1], "> 1 h"), (18_434.0, "> 1 h")],
+    [
+        (None, "–"),
+        (0.0424, "42 ms"),
+        (0.9994, "999 ms"),
+        (1.0, "1.00 s"),
+        (59.5, "59.50 s"),
+        (90.0, "1.5 min"),
+        (3599.0, "60.0 min"),
+        (LATENCY_EDGES[-1], "> 1 h"),
+        (18_434.0, "> 1 h"),
+    ],
 )
 def test_latency_is_shown_in_units_people_read(seconds: float | None, shown: str) -> None:
     assert format_latency(seconds) == shown
@@ -113,7 +145,11 @@ def test_buckets_keep_only_the_horizon_and_cap_sources() -> None:
 
 def test_series_sums_labels_polarity_and_histograms() -> None:
     now = time.time()
-    records = [record("a", "POSITIVE", 0.9, now), record("b", "NEGATIVE", 0.7, now), record("c", "NEUTRAL", 0.55, now - 5)]
+    records = [
+        record("a", "POSITIVE", 0.9, now),
+        record("b", "NEGATIVE", 0.7, now),
+        record("c", "NEUTRAL", 0.55, now - 5),
+    ]
     series = series_from_records(records, now - 60)
     assert series.total == 3
     assert series.label_counts.sum(axis=0).tolist() == [1, 1, 1]
@@ -149,7 +185,10 @@ def test_feed_filters_by_source_and_author() -> None:
     results = feed()
     now = time.time()
     results.ingest_results(
-        [(result_json(f"p{i}", source=("reddit" if i % 3 == 0 else "twitter"), author=f"u{i % 2}"), now) for i in range(30)]
+        [
+            (result_json(f"p{i}", source=("reddit" if i % 3 == 0 else "twitter"), author=f"u{i % 2}"), now)
+            for i in range(30)
+        ]
     )
     assert results.snapshot(60, sources=["reddit"]).series.total == 10
     only_u0 = results.snapshot(60, authors=["u0"])
@@ -163,8 +202,17 @@ def test_feed_finds_adhoc_results_and_dead_letters_by_post_id() -> None:
     now = time.time()
     results.ingest_results([(result_json("x1", source="adhoc"), now), (result_json("y", source="twitter"), now)])
     payload = base64.b64encode(json.dumps({"id": "x2", "text": "too long"}).encode()).decode()
-    letter = {"reason": "text_too_long", "detail": "too long", "payload_base64": payload, "payload_preview": "{...",
-              "key": "k", "source_topic": "posts.raw", "partition": 0, "offset": 7, "failed_at": now}
+    letter = {
+        "reason": "text_too_long",
+        "detail": "too long",
+        "payload_base64": payload,
+        "payload_preview": "{...",
+        "key": "k",
+        "source_topic": "posts.raw",
+        "partition": 0,
+        "offset": 7,
+        "failed_at": now,
+    }
     results.ingest_dead_letters([json.dumps(letter).encode(), b"garbage"])
     assert results.outcome("x1").label == "POSITIVE"
     assert results.outcome("x2").reason == "text_too_long"
@@ -188,7 +236,10 @@ def test_the_feed_stays_within_its_bounds_whatever_it_ingests() -> None:
     start = time.time() - 600  # 90 s of results, well inside the 15 minutes of history
     template = result_json("ID", text="x" * 120).decode()
     messages = [
-        (template.replace('"ID"', f'"{i}"').replace('"POSITIVE"', f'"{rng.choice(LABELS)}"').encode(), start + i * 0.009)
+        (
+            template.replace('"ID"', f'"{i}"').replace('"POSITIVE"', f'"{rng.choice(LABELS)}"').encode(),
+            start + i * 0.009,
+        )
         for i in range(10_000)
     ]
     for round_ in range(20):  # 200,000 results (ids made unique per round)
@@ -208,9 +259,14 @@ def test_the_feed_stays_within_its_bounds_whatever_it_ingests() -> None:
 
 def test_alerts_fire_on_negative_share_and_lag_only_above_their_thresholds() -> None:
     now = time.time()
-    mostly_negative = series_from_records([record(str(i), "NEGATIVE" if i % 4 else "POSITIVE", at=now - 10) for i in range(40)], now - 300)
+    mostly_negative = series_from_records(
+        [record(str(i), "NEGATIVE" if i % 4 else "POSITIVE", at=now - 10) for i in range(40)], now - 300
+    )
     limits = Thresholds(negative_share=0.5, window_seconds=300, min_posts=20, max_lag=100)
-    assert [a.title for a in evaluate(mostly_negative, now, 101, limits)] == ["Negative sentiment is high", "The pipeline is falling behind"]
+    assert [a.title for a in evaluate(mostly_negative, now, 101, limits)] == [
+        "Negative sentiment is high",
+        "The pipeline is falling behind",
+    ]
     assert evaluate(mostly_negative, now, 100, Thresholds(negative_share=0.8, max_lag=100)) == []
     few = series_from_records([record(str(i), "NEGATIVE", at=now - 10) for i in range(5)], now - 300)
     assert evaluate(few, now, None, limits) == []  # too few posts to judge

@@ -41,8 +41,12 @@ def metric(app: AppTest, label: str) -> str | None:
 
 # A table by a column only it has (AppTest does not see a read-only table's key); the lag tables in page order.
 TABLES = {
-    "pipeline-workers": ("supervisor", 0), "brokers": ("controller", 0), "partitions": ("under-replicated", 0),
-    "pipeline-lag": ("committed", 0), "statistics-lag": ("committed", 1), "dead-letters": ("preview", 0),
+    "pipeline-workers": ("supervisor", 0),
+    "brokers": ("controller", 0),
+    "partitions": ("under-replicated", 0),
+    "pipeline-lag": ("committed", 0),
+    "statistics-lag": ("committed", 1),
+    "dead-letters": ("preview", 0),
     "background-threads": ("thread", 0),
 }
 
@@ -57,8 +61,11 @@ def markdown_shown(app: AppTest) -> list[str]:
     """Everything rendered as Markdown: text, badges, captions, headers, metric labels, alerts."""
     alerts = [*app.error, *app.warning, *app.info, *app.success]
     return (
-        [m.value for m in app.markdown] + [c.value for c in app.caption] + [h.value for h in [*app.subheader, *app.title]]
-        + [m.label for m in app.metric] + [alert.value for alert in alerts]
+        [m.value for m in app.markdown]
+        + [c.value for c in app.caption]
+        + [h.value for h in [*app.subheader, *app.title]]
+        + [m.label for m in app.metric]
+        + [alert.value for alert in alerts]
     )
 
 
@@ -70,7 +77,9 @@ def rerun_until(app: AppTest, condition: Callable[[AppTest], bool], timeout: flo
     deadline = time.monotonic() + timeout
     while not condition(app):
         tables = [frame.value.to_dict("list") for frame in app.dataframe][:1]
-        assert time.monotonic() < deadline, f"timed out; metrics: {[(m.label, m.value) for m in app.metric]}; {tables}; {[e.value for e in app.error]}"
+        assert time.monotonic() < deadline, (
+            f"timed out; metrics: {[(m.label, m.value) for m in app.metric]}; {tables}; {[e.value for e in app.error]}"
+        )
         time.sleep(1.0)
         app.run()
         assert not app.exception, app.exception
@@ -103,7 +112,9 @@ def test_live_page_shows_the_pipelines_results_counted_once(app_settings: Settin
         assert metric(app, "Posts") == str(sum(post.author == "author-1" for post in posts))
 
         monitoring = open_page("pages/monitoring.py")
-        rerun_until(monitoring, lambda app: metric(app, "Pipeline workers") == "1" and metric(app, "Pipeline lag") == "0")
+        rerun_until(
+            monitoring, lambda app: metric(app, "Pipeline workers") == "1" and metric(app, "Pipeline lag") == "0"
+        )
 
 
 def test_analyze_page_gets_a_real_label_through_the_pipeline(app_settings: Settings) -> None:
@@ -125,7 +136,11 @@ def test_analyze_page_gets_a_real_label_through_the_pipeline(app_settings: Setti
         app.text_area(key="analyze-text").input("Great job team\n\nThe train leaves at four\nI hate waiting")
         app.button[0].click().run()  # a form sends its values with the submit click
         rerun_until(app, lambda app: list(app.dataframe[0].value["status"]).count("done") == 4, timeout=60)
-        assert list(app.dataframe[0].value["text"][:3]) == ["Great job team", "The train leaves at four", "I hate waiting"]
+        assert list(app.dataframe[0].value["text"][:3]) == [
+            "Great job team",
+            "The train leaves at four",
+            "I hate waiting",
+        ]
 
 
 def test_analyze_page_refuses_too_long_or_empty_text_with_a_message(app_settings: Settings) -> None:
@@ -178,7 +193,9 @@ def test_producer_starts_itself_once_when_autostart_is_set(
         tabs = [open_page("pages/live.py"), open_page("pages/producer.py"), open_page("pages/producer.py")]
         for tab in tabs:
             tab.run()
-    starts = [r.getMessage() for r in caplog.records if r.getMessage().startswith(("Producer started", "Producer autostart"))]
+    starts = [
+        r.getMessage() for r in caplog.records if r.getMessage().startswith(("Producer started", "Producer autostart"))
+    ]
     assert starts == ["Producer started: Shipped data set at 25 posts/s"], "one server, one producer, started once"
     app = tabs[-1]
     assert any("Running — Shipped data set" in header.value for header in app.subheader)
@@ -204,7 +221,10 @@ def test_monitoring_lists_the_topics_lag_and_workers(app_settings: Settings) -> 
     assert any(":red-badge[" in m.value and "Pipeline not running" in m.value for m in app.markdown)
     partitions = table(app, "partitions")
     assert set(partitions["topic"]) == {
-        app_settings.topic_posts, app_settings.topic_results, app_settings.topic_dead_letters, app_settings.topic_stats,
+        app_settings.topic_posts,
+        app_settings.topic_results,
+        app_settings.topic_dead_letters,
+        app_settings.topic_stats,
         app_settings.topic_pipeline_status,
     }
     assert partitions.loc[partitions["topic"] == app_settings.topic_posts, "end offset"].sum() == 30
@@ -245,13 +265,24 @@ def test_no_page_talks_to_kafka_while_it_renders(app_settings: Settings, monkeyp
         def method(self, *args, **kwargs):
             calls.append((threading.current_thread().name, name))
             return real(self, *args, **kwargs)
+
         return method
 
-    for name in ("list_topics", "list_offsets", "describe_consumer_groups", "list_consumer_group_offsets", "describe_topics"):
+    for name in (
+        "list_topics",
+        "list_offsets",
+        "describe_consumer_groups",
+        "list_consumer_group_offsets",
+        "describe_topics",
+    ):
         monkeypatch.setattr(AdminClient, name, recording(name, getattr(AdminClient, name)))
     # librdkafka's Consumer is immutable: a subclass records instead, wherever the product makes consumers.
     consumer_calls = ("list_topics", "consume", "poll", "offsets_for_times", "committed", "get_watermark_offsets")
-    recording_consumer = type("RecordingConsumer", (Consumer,), {name: recording(f"consumer.{name}", getattr(Consumer, name)) for name in consumer_calls})
+    recording_consumer = type(
+        "RecordingConsumer",
+        (Consumer,),
+        {name: recording(f"consumer.{name}", getattr(Consumer, name)) for name in consumer_calls},
+    )
     for module in (confluent_kafka, dashboard.cluster_monitor, dashboard.results_feed):
         monkeypatch.setattr(module, "Consumer", recording_consumer)
     tabs = [open_page(page) for page in PAGES]
@@ -259,7 +290,9 @@ def test_no_page_talks_to_kafka_while_it_renders(app_settings: Settings, monkeyp
     for tab in tabs:
         tab.run()
         assert not tab.exception, tab.exception
-    assert {"list_topics", "list_consumer_group_offsets", "consumer.consume", "consumer.offsets_for_times"} <= {name for _, name in calls}
+    assert {"list_topics", "list_consumer_group_offsets", "consumer.consume", "consumer.offsets_for_times"} <= {
+        name for _, name in calls
+    }
     assert {thread for thread, _ in calls} == {"cluster-monitor", "results-feed"}
 
 

@@ -18,7 +18,14 @@ def test_live_supervisors_with_running_workers_mean_running_with_their_classifie
 
 
 def test_one_crash_looping_worker_makes_the_pipeline_crash_looping_and_names_it() -> None:
-    looping = worker(1, WorkerState.CRASH_LOOPING, restarts=4, last_error="ValueError: boom", stuck_at="posts.raw[3]@1234", careful=True)
+    looping = worker(
+        1,
+        WorkerState.CRASH_LOOPING,
+        restarts=4,
+        last_error="ValueError: boom",
+        stuck_at="posts.raw[3]@1234",
+        careful=True,
+    )
     restarting = worker(2, WorkerState.RESTARTING, restarts=1)
     health = interpret([heartbeat(worker(0), looping, restarting)], members=["host-0-classify-0"], now=time.time())
     assert health.state is PipelineState.CRASH_LOOPING
@@ -46,12 +53,17 @@ def test_a_clean_stop_means_stopped_and_a_silent_supervisor_is_gone() -> None:
     stopped = heartbeat(worker(0, WorkerState.STOPPED), instance="host-0", stopping=True, age=1)
     health = interpret([stopped], members=["host-0-classify-0"], now=now)
     assert (health.state, health.lingering) == (PipelineState.STOPPED, 1)
-    assert interpret([stopped], members=["host-0-classify-0", "elsewhere-0-classify-0"], now=now).state is PipelineState.RUNNING
+    assert (
+        interpret([stopped], members=["host-0-classify-0", "elsewhere-0-classify-0"], now=now).state
+        is PipelineState.RUNNING
+    )
 
 
 def test_without_heartbeats_the_consumer_group_tells() -> None:
     assert interpret([], members=[], now=time.time()).state is PipelineState.NOT_RUNNING
-    health = interpret([heartbeat(worker(0), age=600)], members=["a-classify-0", None], now=time.time())  # workers of their own
+    health = interpret(
+        [heartbeat(worker(0), age=600)], members=["a-classify-0", None], now=time.time()
+    )  # workers of their own
     assert (health.state, health.workers) == (PipelineState.RUNNING, 2)
 
 
@@ -60,8 +72,15 @@ def test_heartbeats_keep_the_latest_per_supervisor_of_the_group_and_ignore_the_r
     old = heartbeat(worker(0), instance="a", age=10)
     new = heartbeat(worker(0, WorkerState.CRASH_LOOPING), instance="a")
     other = heartbeat(worker(0), instance="b")
-    for value in (old.to_bytes(), b"{not json", b'{"instance": "x"}', b"\xff\xfe", new.to_bytes(), other.to_bytes(),
-                  heartbeat(worker(0), group="someone-else").to_bytes()):
+    for value in (
+        old.to_bytes(),
+        b"{not json",
+        b'{"instance": "x"}',
+        b"\xff\xfe",
+        new.to_bytes(),
+        other.to_bytes(),
+        heartbeat(worker(0), group="someone-else").to_bytes(),
+    ):
         book.add(b"key", value)
     assert {status.instance: status for status in book.latest()} == {"a": new, "b": other}
     book.add(b"b", None)  # a tombstone forgets a supervisor

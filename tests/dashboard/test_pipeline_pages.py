@@ -19,8 +19,15 @@ def badges(app) -> list[str]:
 def test_a_crash_loop_names_the_worker_its_error_and_the_message_it_is_stuck_on(app_settings: Settings) -> None:
     stuck_at = f"{app_settings.topic_posts}[3]@1234"
     looping = worker(
-        1, WorkerState.CRASH_LOOPING, restarts=4, restarts_total=11, last_exit="exit code 1", last_error=HOSTILE,
-        last_error_at=time.time() - 3, stuck_at=stuck_at, careful=True,
+        1,
+        WorkerState.CRASH_LOOPING,
+        restarts=4,
+        restarts_total=11,
+        last_exit="exit code 1",
+        last_error=HOSTILE,
+        last_error_at=time.time() - 3,
+        stuck_at=stuck_at,
+        careful=True,
     )
     publish(app_settings, heartbeat(worker(0), looping, group=app_settings.consumer_group, host="<b>gpu-host</b>"))
     for page in ("pages/live.py", "pages/monitoring.py"):
@@ -29,7 +36,10 @@ def test_a_crash_loop_names_the_worker_its_error_and_the_message_it_is_stuck_on(
         assert any("Pipeline crash-looping" in badge for badge in badges(app))
         assert not any("not running" in w.value for w in app.warning)  # the old page's word for a crash loop
         shown = texts(app)
-        assert "classify worker 1 on <b>gpu-host</b> (supervisor pid 4242): crash-looping, 4 restarts in the last 5 min (11 since" in shown
+        assert (
+            "classify worker 1 on <b>gpu-host</b> (supervisor pid 4242): crash-looping, 4 restarts in the last 5 min (11 since"
+            in shown
+        )
         assert f"Stuck at: {stuck_at}" in shown and "Careful mode" in shown and f"Last error: {HOSTILE}" in shown
         assert not any("evil" in text or "onerror" in text or "gpu-host" in text for text in markdown_shown(app))
     workers = table(app, "pipeline-workers")
@@ -47,7 +57,11 @@ def test_a_stopped_pipeline_and_a_vanished_supervisor_are_told_apart(app_setting
     assert any("Pipeline not running" in badge for badge in badges(app))
 
     publish(app_settings, heartbeat(worker(0, WorkerState.STOPPED), group=group, age=1, stopping=True))
-    rerun_until(app, lambda app: any("The pipeline was stopped" in w.value and "python -m pipeline" in w.value for w in app.warning), timeout=30)
+    rerun_until(
+        app,
+        lambda app: any("The pipeline was stopped" in w.value and "python -m pipeline" in w.value for w in app.warning),
+        timeout=30,
+    )
     assert any("Pipeline stopped" in badge for badge in badges(app))
 
 

@@ -46,13 +46,20 @@ def test_a_json_array_upload_is_replayed_and_its_name_shown_as_text(app_settings
     app.button(key="producer-stop").click().run()
     rerun_until(app, lambda app: any(header.value.startswith("Stopped") for header in app.subheader), timeout=30)
     posts = [json.loads(message.value()) for message in read_all(app_settings, app_settings.topic_posts)]
-    assert {(post["author"], post["text"]) for post in posts} == {("ann", "great service"), ("anonymous-02", "slow train")}
+    assert {(post["author"], post["text"]) for post in posts} == {
+        ("ann", "great service"),
+        ("anonymous-02", "slow train"),
+    }
 
 
 @pytest.mark.parametrize(
     ("name", "content", "says"),
     [
-        ("posts.csv", b"text\n" + b"".join(b"post %d\n" % i for i in range(6)), "more than 5 rows, the most one file may hold"),
+        (
+            "posts.csv",
+            b"text\n" + b"".join(b"post %d\n" % i for i in range(6)),
+            "more than 5 rows, the most one file may hold",
+        ),
         ("posts.json", b'{"text": "one object a line"}\n{"text": "is JSON Lines"}\n', "must hold an array of objects"),
         ("posts.csv", b"message\nhello\n", "column 'text' not found; the file has columns: message"),
     ],

@@ -39,7 +39,9 @@ ENTRY_POINTS = {
 
 def compose_binary() -> str:
     binary = shutil.which("docker-compose")
-    require_tool(binary is not None, "docker-compose", "apt-get install -y docker-compose (scripts/install-test-tools.sh)")
+    require_tool(
+        binary is not None, "docker-compose", "apt-get install -y docker-compose (scripts/install-test-tools.sh)"
+    )
     return binary
 
 
@@ -73,7 +75,10 @@ def entry_point_of(command: list[str]) -> tuple[str, ...]:
 def test_compose_accepts_the_file(profile_args: list[str]) -> None:
     result = subprocess.run(
         [compose_binary(), "-f", str(COMPOSE_FILE), *profile_args, "config"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={k: v for k, v in os.environ.items() if not k.startswith("SENTISTREAM_")},
     )
     assert result.returncode == 0, result.stderr
@@ -98,8 +103,11 @@ def test_three_kafka_4_nodes_in_kraft_combined_mode_rf3_min_isr_2(services: dict
         assert node["image"] == KAFKA_IMAGE
         assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
         assert set(env["KAFKA_CONTROLLER_QUORUM_VOTERS"].split(",")) == voters
-        for key in ("KAFKA_DEFAULT_REPLICATION_FACTOR", "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR",
-                    "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"):
+        for key in (
+            "KAFKA_DEFAULT_REPLICATION_FACTOR",
+            "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR",
+            "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
+        ):
             assert env[key] == "3", key
         assert env["KAFKA_MIN_INSYNC_REPLICAS"] == env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == "2"
         assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
@@ -129,7 +137,9 @@ def test_every_python_service_runs_one_of_the_projects_entry_points(services: di
 
 
 @pytest.mark.parametrize("entry", list(ENTRY_POINTS), ids=lambda entry: " ".join(entry))
-def test_each_entry_point_exists_and_has_the_flags_compose_passes(entry: tuple[str, ...], services: dict[str, dict]) -> None:
+def test_each_entry_point_exists_and_has_the_flags_compose_passes(
+    entry: tuple[str, ...], services: dict[str, dict]
+) -> None:
     path = PROJECT_ROOT / ENTRY_POINTS[entry]
     assert path.exists(), f"{ENTRY_POINTS[entry]} is missing"
     flags = {
@@ -186,8 +196,10 @@ def test_services_start_in_order(services: dict[str, dict]) -> None:
     healthy_kafka = {node: "service_healthy" for node in KAFKA_NODES}
     assert conditions("topic-init") == healthy_kafka, "topics are created once all three nodes serve (replication 3)"
     assert conditions("kafka-ui") == healthy_kafka
-    assert conditions("pipeline") == {"topic-init": "service_completed_successfully",
-                                      "model-build": "service_completed_successfully"}
+    assert conditions("pipeline") == {
+        "topic-init": "service_completed_successfully",
+        "model-build": "service_completed_successfully",
+    }
     assert conditions("app")["topic-init"] == "service_completed_successfully"
     assert conditions("producer") == {"topic-init": "service_completed_successfully"}
     for one_shot in ("topic-init", "model-build"):
@@ -196,11 +208,15 @@ def test_services_start_in_order(services: dict[str, dict]) -> None:
         assert "healthcheck" in services[name], f"{name} has a health check"
 
 
-def test_the_model_is_built_once_into_a_named_volume_the_pipeline_reads(compose: dict, services: dict[str, dict]) -> None:
+def test_the_model_is_built_once_into_a_named_volume_the_pipeline_reads(
+    compose: dict, services: dict[str, dict]
+) -> None:
     build = command_of(services["model-build"])
     model_path = build[build.index("--out") + 1]
     assert "--force" not in build, "a restart must not rebuild the model"
-    volume_of = {name: {v.split(":")[1]: v.split(":")[0] for v in services[name].get("volumes", [])} for name in services}
+    volume_of = {
+        name: {v.split(":")[1]: v.split(":")[0] for v in services[name].get("volumes", [])} for name in services
+    }
     model_dir = str(Path(model_path).parent)
     assert volume_of["model-build"][model_dir] == volume_of["pipeline"][model_dir] in compose["volumes"]
     assert any(v.endswith(":ro") for v in services["pipeline"]["volumes"]), "the pipeline only reads the model"

@@ -49,8 +49,11 @@ def test_tools_that_cannot_be_installed_fail_under_ci_and_are_named_locally(bin_
 
 def test_missing_tools_are_installed_and_then_all_is_well(bin_dir: Path) -> None:
     # The stand-in installs what it is asked for into the PATH.
-    executable(bin_dir / "apt-get", f'[ "$1" = install ] && for p in "$@"; do case $p in -*|install) ;; '
-                                    f'*) printf "#!/bin/sh\\n" > {bin_dir}/$p; chmod +x {bin_dir}/$p;; esac; done; exit 0')
+    executable(
+        bin_dir / "apt-get",
+        f'[ "$1" = install ] && for p in "$@"; do case $p in -*|install) ;; '
+        f'*) printf "#!/bin/sh\\n" > {bin_dir}/$p; chmod +x {bin_dir}/$p;; esac; done; exit 0',
+    )
     result = run_script(bin_dir, ci=True)
     assert result.returncode == 0, result.stderr
     assert all((bin_dir / tool).exists() for tool in TOOLS) and "error" not in result.stderr

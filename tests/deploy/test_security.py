@@ -20,7 +20,18 @@ from dashboard import resources
 from tests.waiting import wait_for
 
 # Product code (tests build their clients from the same settings, but are not shipped).
-PRODUCT_CODE = ["app.py", "run.py", "common", "pipeline", "producer", "dashboard", "pages", "sentiment_model", "kafka_local", "bench"]
+PRODUCT_CODE = [
+    "app.py",
+    "run.py",
+    "common",
+    "pipeline",
+    "producer",
+    "dashboard",
+    "pages",
+    "sentiment_model",
+    "kafka_local",
+    "bench",
+]
 KAFKA_CLIENTS = {"Producer", "Consumer", "AdminClient", "Application", "SerializingProducer", "DeserializingConsumer"}
 
 
@@ -34,8 +45,10 @@ def python_files() -> list:
 
 def uses_kafka_client_config(node: ast.AST) -> bool:
     """``node`` calls ``<something>.kafka_client_config()`` (in code: a comment or a string does not count)."""
-    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "kafka_client_config"
-               for n in ast.walk(node))
+    return any(
+        isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "kafka_client_config"
+        for n in ast.walk(node)
+    )
 
 
 def configured_from_settings(call: ast.Call, scope: ast.AST) -> bool:
@@ -65,7 +78,9 @@ def client_constructions() -> list[tuple[str, int, str, bool]]:
                 continue
             enclosing = [f for f in functions if f.lineno <= call.lineno <= (f.end_lineno or f.lineno)]
             scope = min(enclosing, key=lambda f: (f.end_lineno or 0) - f.lineno) if enclosing else tree
-            found.append((str(path.relative_to(PROJECT_ROOT)), call.lineno, name, configured_from_settings(call, scope)))
+            found.append(
+                (str(path.relative_to(PROJECT_ROOT)), call.lineno, name, configured_from_settings(call, scope))
+            )
     return found
 
 
@@ -78,11 +93,22 @@ def test_every_kafka_client_is_built_from_the_shared_security_settings() -> None
 
 def test_quix_keeps_every_security_setting() -> None:
     settings = Settings(
-        bootstrap_servers="kafka.example:9093", security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
-        sasl_username="svc", sasl_password="not-a-real-password", ssl_ca_location="/etc/ssl/ca.pem",
+        bootstrap_servers="kafka.example:9093",
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username="svc",
+        sasl_password="not-a-real-password",
+        ssl_ca_location="/etc/ssl/ca.pem",
     )
     config = settings.kafka_client_config()
-    assert set(config) == {"bootstrap.servers", "security.protocol", "sasl.mechanism", "sasl.username", "sasl.password", "ssl.ca.location"}
+    assert set(config) == {
+        "bootstrap.servers",
+        "security.protocol",
+        "sasl.mechanism",
+        "sasl.username",
+        "sasl.password",
+        "ssl.ca.location",
+    }
     through_quix = ConnectionConfig.from_librdkafka_dict(config).as_librdkafka_dict()
     assert {k: str(v).lower() for k, v in through_quix.items()} == {k: v.lower() for k, v in config.items()}
 
@@ -98,14 +124,21 @@ SECRET_PATTERNS = [
     re.compile(r"\bgh[pousr]_[A-Za-z0-9]{36,}\b"),  # GitHub token
     re.compile(r"\bxox[baprs]-[A-Za-z0-9-]{10,}\b"),  # Slack token
     # A value, not a type annotation (``sasl_password: SecretStr | None``).
-    re.compile(r"""(?i)\b(?:SENTISTREAM_SASL_PASSWORD|sasl[._]password|password)\s*[=:]\s*["']?(?!["'$<{]|\s|$|None\b|SecretStr\b|not-a-real)[^\s"']{6,}"""),
+    re.compile(
+        r"""(?i)\b(?:SENTISTREAM_SASL_PASSWORD|sasl[._]password|password)\s*[=:]\s*["']?(?!["'$<{]|\s|$|None\b|SecretStr\b|not-a-real)[^\s"']{6,}"""
+    ),
 ]
 
 
 def test_no_secrets_in_the_repository() -> None:
     try:
-        listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=PROJECT_ROOT,
-                                capture_output=True, text=True, check=True).stdout.split()
+        listed = subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
     except (OSError, subprocess.CalledProcessError):
         pytest.skip("not a git checkout: cannot tell which files belong to the repository")
     assert not [name for name in listed if re.search(r"(^|/)\.env($|\.)|\.(pem|key|p12|jks|keystore)$", name)]
@@ -124,8 +157,11 @@ def password_in_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A SASL password given the way operators give it, and an app with no Kafka to talk to."""
     password = f"pw-{uuid.uuid4().hex}"
     for name, value in {
-        "SENTISTREAM_BOOTSTRAP_SERVERS": "127.0.0.1:1", "SENTISTREAM_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
-        "SENTISTREAM_SASL_MECHANISM": "PLAIN", "SENTISTREAM_SASL_USERNAME": "svc", "SENTISTREAM_SASL_PASSWORD": password,
+        "SENTISTREAM_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+        "SENTISTREAM_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "SENTISTREAM_SASL_MECHANISM": "PLAIN",
+        "SENTISTREAM_SASL_USERNAME": "svc",
+        "SENTISTREAM_SASL_PASSWORD": password,
     }.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
@@ -140,7 +176,9 @@ def test_the_sasl_password_is_in_no_repr_log_line_or_cache_key(
     password = password_in_environment
     settings = get_settings()
     assert settings.kafka_client_config()["sasl.password"] == password  # read, and handed to Kafka clients
-    assert password not in repr(settings) and password not in str(settings) and password not in settings.model_dump_json()
+    assert (
+        password not in repr(settings) and password not in str(settings) and password not in settings.model_dump_json()
+    )
 
     with caplog.at_level(logging.DEBUG):
         app = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60)
@@ -148,7 +186,11 @@ def test_the_sasl_password_is_in_no_repr_log_line_or_cache_key(
         assert not app.exception, app.exception
         # The monitor's first poll fails (no Kafka) and says so in the log.
         wait_for(lambda: resources.cluster_monitor().snapshot().error, 30, "the monitor's first poll")
-    assert "Dashboard started with Settings(" in caplog.text and "does not answer" in caplog.text and "sasl_password=SecretStr('**********')" in caplog.text
+    assert (
+        "Dashboard started with Settings(" in caplog.text
+        and "does not answer" in caplog.text
+        and "sasl_password=SecretStr('**********')" in caplog.text
+    )
     assert password not in caplog.text
     output = capfd.readouterr()
     assert password not in output.out + output.err  # librdkafka's own log lines included

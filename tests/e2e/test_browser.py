@@ -22,7 +22,14 @@ from tests.conftest import require_tool
 from tests.processes import free_port, running, wait_healthy
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 SCREENSHOTS = PROJECT_ROOT / "screenshots"
 CLOCK = re.compile(r"Data from (\d\d:\d\d:\d\d)")
 
@@ -43,7 +50,10 @@ def app_url(app_settings: Settings) -> Iterator[str]:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true"],
-        cwd=PROJECT_ROOT, env=app_settings.child_environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=PROJECT_ROOT,
+        env=app_settings.child_environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -61,7 +71,7 @@ def app_url(app_settings: Settings) -> Iterator[str]:
 def test_the_dashboard_in_a_browser(chromium: Path, app_settings: Settings, app_url: str, tmp_path: Path) -> None:
     SCREENSHOTS.mkdir(exist_ok=True)
 
-    def screenshot(page, name: str) -> None:  # noqa: ANN001 - playwright's Page
+    def screenshot(page, name: str) -> None:
         path = tmp_path / f"{name}.png"
         page.screenshot(path=str(path))
         shutil.copy(path, SCREENSHOTS / path.name)

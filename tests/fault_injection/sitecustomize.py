@@ -74,6 +74,7 @@ def _crash_points(module_name: str, module: Any, point: str) -> None:
             if after is not None:
                 trigger()
             return result
+
         return call_with_fault
 
     _wrap(getattr(module, owner), method, make)
@@ -84,8 +85,11 @@ def _patch(module_name: str, module: Any) -> None:
     if kind == "crash":
         _crash_points(module_name, module, argument)
     elif kind in ("model_raises", "model_crashes") and module_name == "flair.nn.model":
-        _wrap(module.DefaultClassifier, "_encode_data_points",
-              lambda encode: failing_encoder(encode, argument, crash=kind == "model_crashes"))
+        _wrap(
+            module.DefaultClassifier,
+            "_encode_data_points",
+            lambda encode: failing_encoder(encode, argument, crash=kind == "model_crashes"),
+        )
 
 
 _TARGETS = {"pipeline.classifier_sink", "quixstreams.internal_producer", "quixstreams.kafka.producer", "flair.nn.model"}

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from confluent_kafka.admin import AdminClient
 
 from common.settings import Settings
@@ -70,7 +69,7 @@ class ThreeNodes:
                 ]
                 if len(metadata.brokers) == NODES and not short:
                     return
-            except Exception as exc:  # noqa: BLE001 - retried until the deadline
+            except Exception as exc:
                 short = [repr(exc)]
             if time.monotonic() > deadline:
                 raise AssertionError(f"cluster not fully replicated after {timeout:.0f} s: {short[:5]}")

@@ -93,8 +93,12 @@ class Accounting:
     def assert_every_post_accounted_for(self, raw_duplicates_allowed: bool = False) -> None:
         assert self.produced, "nothing was produced"
         if not raw_duplicates_allowed:
-            assert self.produced_twice == 0, f"{self.produced_twice} posts are twice in the raw topic (the producer is idempotent)"
-        assert not self.lost, f"{len(self.lost)} posts have neither a result nor a dead letter, e.g. {sorted(self.lost)[:5]}"
+            assert self.produced_twice == 0, (
+                f"{self.produced_twice} posts are twice in the raw topic (the producer is idempotent)"
+            )
+        assert not self.lost, (
+            f"{len(self.lost)} posts have neither a result nor a dead letter, e.g. {sorted(self.lost)[:5]}"
+        )
         assert not self.unexpected, f"outputs for posts never produced: {sorted(self.unexpected)[:5]}"
         assert set(self.results) | set(self.dead_letters) == set(self.produced)
 
@@ -106,7 +110,9 @@ def post_id_of(raw: bytes) -> str:
 def account(settings: Settings, timeout: float = 120.0) -> Accounting:
     produced = Counter(post_id_of(m.value()) for m in read_all(settings, settings.topic_posts, timeout))
     results = Counter(json.loads(m.value())["post_id"] for m in read_all(settings, settings.topic_results, timeout))
-    letters = [DeadLetter.model_validate_json(m.value()) for m in read_all(settings, settings.topic_dead_letters, timeout)]
+    letters = [
+        DeadLetter.model_validate_json(m.value()) for m in read_all(settings, settings.topic_dead_letters, timeout)
+    ]
     dead = Counter(post_id_of(base64.b64decode(letter.payload_base64)) for letter in letters)
     return Accounting(produced, results, dead)
 
@@ -143,7 +149,12 @@ def pipeline_workers(supervisor: subprocess.Popen) -> dict[int, str]:
 
 # Quix logs librdkafka's failed and lost connections at ERROR: while a node is down or starting, they are expected.
 BROKER_CONNECTION_ERRORS = (
-    "Connection refused", "Connection reset by peer", "Disconnected", 'code="-195"', 'code="-187"', "_TRANSPORT",
+    "Connection refused",
+    "Connection reset by peer",
+    "Disconnected",
+    'code="-195"',
+    'code="-187"',
+    "_TRANSPORT",
     "_ALL_BROKERS_DOWN",
 )
 
@@ -164,7 +175,7 @@ def group_coordinator(settings: Settings, group: str) -> int | None:
     try:
         description = admin.describe_consumer_groups([group], request_timeout=10)[group].result(timeout=15)
         return description.coordinator.id
-    except Exception:  # noqa: BLE001 - any failure: the caller falls back to a fixed node
+    except Exception:
         return None
 
 

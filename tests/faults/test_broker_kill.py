@@ -27,7 +27,6 @@ from common.topics import admin_client, group_lag
 from pipeline.instance import WorkerIdentity
 from producer.producer import PostProducer
 from tests.faults.conftest import MEASUREMENTS, ThreeNodes
-from tests.processes import running
 from tests.faults.support import (
     BROKER_CONNECTION_ERRORS,
     account,
@@ -42,6 +41,7 @@ from tests.faults.support import (
     wait_until_caught_up,
     wait_until_ready,
 )
+from tests.processes import running
 
 # What a worker stuck in a transaction and its supervisor say when the watchdog ends it.
 WATCHDOG_EXIT = ("Stuck in Kafka", "exit code 75", "restarting in")
@@ -92,19 +92,31 @@ def test_exactly_once_survives_the_death_of_a_coordinator(
 
 
 def kill_one_broker_mid_stream(
-    guarantee: str, victim_role: str, three_nodes: ThreeNodes, fault_settings: Settings, tmp_path: Path,
+    guarantee: str,
+    victim_role: str,
+    three_nodes: ThreeNodes,
+    fault_settings: Settings,
+    tmp_path: Path,
     workers_may_restart: bool = False,
 ) -> None:
     settings = fault_settings.model_copy(update={"processing_guarantee": guarantee})
     log = tmp_path / "pipeline.log"
-    producer = PostProducer(settings, mixed_posts(max_text_chars=settings.max_text_chars), rate=RATE, stats_interval=None)
+    producer = PostProducer(
+        settings, mixed_posts(max_text_chars=settings.max_text_chars), rate=RATE, stats_interval=None
+    )
     with running(settings, "pipeline", "--workers", "2", "--no-stats", log=log) as pipeline:
         wait_until_ready(settings)
         producer.start()
-        workers_before = wait_for(lambda: pipeline_workers(pipeline) if len(pipeline_workers(pipeline)) == 2 else None, 30, "two workers")
+        workers_before = wait_for(
+            lambda: pipeline_workers(pipeline) if len(pipeline_workers(pipeline)) == 2 else None, 30, "two workers"
+        )
         results_before = len(read_all(settings, settings.topic_results))
-        wait_for(lambda: len(read_all(settings, settings.topic_results)) >= results_before + 2 * RATE, 60,
-                 "the stream to flow before the kill", interval=1.0)
+        wait_for(
+            lambda: len(read_all(settings, settings.topic_results)) >= results_before + 2 * RATE,
+            60,
+            "the stream to flow before the kill",
+            interval=1.0,
+        )
         victim = choose_victim(settings, victim_role)
 
         three_nodes.kill(victim)
@@ -112,23 +124,37 @@ def kill_one_broker_mid_stream(
         delivered_at_kill = producer.stats().delivered
         results_at_kill = len(read_all(settings, settings.topic_results))
         # Two of three nodes hold min ISR: producing and processing go on while the node is down.
-        wait_for(lambda: producer.stats().delivered >= delivered_at_kill + RATE * DOWN_S, 120,
-                 "the producer to keep delivering with one node of three down", interval=1.0)
+        wait_for(
+            lambda: producer.stats().delivered >= delivered_at_kill + RATE * DOWN_S,
+            120,
+            "the producer to keep delivering with one node of three down",
+            interval=1.0,
+        )
         if not workers_may_restart:
-            wait_for(lambda: len(read_all(settings, settings.topic_results)) >= results_at_kill + RATE * DOWN_S, 120,
-                     "the pipeline to keep processing with one node of three down", interval=1.0)
+            wait_for(
+                lambda: len(read_all(settings, settings.topic_results)) >= results_at_kill + RATE * DOWN_S,
+                120,
+                "the pipeline to keep processing with one node of three down",
+                interval=1.0,
+            )
         delivered_while_down = producer.stats().delivered - delivered_at_kill
         results_while_down = len(read_all(settings, settings.topic_results)) - results_at_kill
 
         three_nodes.start(victim)
         restarted_after = time.monotonic() - killed_at
         delivered_at_restart = producer.stats().delivered
-        wait_for(lambda: producer.stats().delivered >= delivered_at_restart + RATE * AFTER_RESTART_S, 120,
-                 "the stream to go on with the node back", interval=1.0)
+        wait_for(
+            lambda: producer.stats().delivered >= delivered_at_restart + RATE * AFTER_RESTART_S,
+            120,
+            "the stream to go on with the node back",
+            interval=1.0,
+        )
         stats = producer.stop(timeout=120)
         caught_up_in = wait_until_caught_up(settings, settings.consumer_group, settings.topic_posts, timeout=120)
         assert group_lag(settings, settings.consumer_group, settings.topic_posts) == 0
-        hidden = {topic: open_transactions(settings, topic) for topic in (settings.topic_results, settings.topic_dead_letters)}
+        hidden = {
+            topic: open_transactions(settings, topic) for topic in (settings.topic_results, settings.topic_dead_letters)
+        }
         workers_after = pipeline_workers(pipeline)
         assert pipeline.poll() is None, "the pipeline must survive a broker crash"
     assert pipeline.returncode == 0, f"SIGTERM must stop the pipeline cleanly; log: {log}"
@@ -145,7 +171,8 @@ def kill_one_broker_mid_stream(
     MEASUREMENTS.append(report)
 
     assert hidden == {settings.topic_results: {}, settings.topic_dead_letters: {}}, (
-        f"open transactions hide results from read_committed readers after catch-up: {hidden}")
+        f"open transactions hide results from read_committed readers after catch-up: {hidden}"
+    )
     accounting.assert_every_post_accounted_for()
     assert sum(accounting.produced.values()) == stats.delivered + 1  # + the canary
     letters = read_all(settings, settings.topic_dead_letters)
@@ -156,8 +183,15 @@ def kill_one_broker_mid_stream(
         unexplained = [cause for cause in ended if not any(known in cause for known in COORDINATOR_FAILOVER_EXITS)]
         assert not unexplained, f"workers ended for another reason than the coordinator's death: {unexplained}"
         # Each fatal error ends its worker with one traceback; no other traceback may appear.
-        assert text.count("Traceback (most recent call last)") == sum("FATAL" in cause for cause in ended), f"log: {log}"
-        expected = (*BROKER_CONNECTION_ERRORS, *WATCHDOG_EXIT, *FATAL_TRANSACTION_ERRORS, "Traceback (most recent call last)")
+        assert text.count("Traceback (most recent call last)") == sum("FATAL" in cause for cause in ended), (
+            f"log: {log}"
+        )
+        expected = (
+            *BROKER_CONNECTION_ERRORS,
+            *WATCHDOG_EXIT,
+            *FATAL_TRANSACTION_ERRORS,
+            "Traceback (most recent call last)",
+        )
         assert not log_problems(log, expected=expected), f"unexpected errors in {log}"
     else:
         assert restarts == 0, f"no worker may die of one broker's crash; log: {log}"

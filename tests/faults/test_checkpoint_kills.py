@@ -60,26 +60,38 @@ def test_a_worker_killed_at_a_point_of_its_checkpoint_loses_and_repeats_nothing(
     assert (delivered.delivered, delivered.failed) == (POSTS, 0)
 
     fired, log = tmp_path / "fired", tmp_path / "pipeline.log"
-    with running(settings, "pipeline", "--workers", "1", "--no-stats", log=log,
-                 extra_env=fault_environment(f"crash:{point}", fired, at=3)) as pipeline:
+    with running(
+        settings,
+        "pipeline",
+        "--workers",
+        "1",
+        "--no-stats",
+        log=log,
+        extra_env=fault_environment(f"crash:{point}", fired, at=3),
+    ) as pipeline:
         wait_for(fired.exists, 180, f"the worker to be killed at {point}")
         killed_at = time.monotonic()
         caught_up_in = wait_until_caught_up(settings, settings.consumer_group, settings.topic_posts, timeout=120)
         # The moment the group has committed everything, everything must be visible.
-        hidden = {topic: open_transactions(settings, topic) for topic in (settings.topic_results, settings.topic_dead_letters)}
+        hidden = {
+            topic: open_transactions(settings, topic) for topic in (settings.topic_results, settings.topic_dead_letters)
+        }
         assert pipeline.poll() is None
     assert pipeline.returncode == 0, f"SIGTERM must stop the pipeline cleanly; log: {log}"
 
     accounting = account(settings)
     written = len(read_all(settings, settings.topic_results, isolation="read_uncommitted"))
     aborted = written - sum(accounting.results.values())
-    report = (f"checkpoint kill, exactly-once, at {point}: {accounting.summary()}; aborted results {aborted}; "
-              f"caught up {time.monotonic() - killed_at:.1f} s after the kill ({caught_up_in:.1f} s of waiting)")
+    report = (
+        f"checkpoint kill, exactly-once, at {point}: {accounting.summary()}; aborted results {aborted}; "
+        f"caught up {time.monotonic() - killed_at:.1f} s after the kill ({caught_up_in:.1f} s of waiting)"
+    )
     print(report)
     MEASUREMENTS.append(report)
 
     assert hidden == {settings.topic_results: {}, settings.topic_dead_letters: {}}, (
-        f"open transactions hide results from read_committed readers after catch-up: {hidden}")
+        f"open transactions hide results from read_committed readers after catch-up: {hidden}"
+    )
     accounting.assert_every_post_accounted_for()
     assert accounting.duplicates == 0, accounting.summary()
     assert sum(accounting.produced.values()) == POSTS

@@ -9,6 +9,7 @@ changelog: it must recover by itself, not crash-loop).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import time
@@ -21,7 +22,6 @@ from common.contract import SentimentStats
 from common.settings import Settings
 from producer.producer import PostProducer
 from tests.faults.conftest import MEASUREMENTS, ThreeNodes
-from tests.processes import running
 from tests.faults.support import (
     BROKER_CONNECTION_ERRORS,
     account,
@@ -33,6 +33,7 @@ from tests.faults.support import (
     wait_until_caught_up,
     wait_until_ready,
 )
+from tests.processes import running
 
 RATE = 40.0
 DOWN_S = 20.0  # the outage lasts until the producer has taken this many seconds' worth of posts
@@ -50,29 +51,43 @@ def test_kafka_down_for_a_while_then_back_loses_nothing(
 ) -> None:
     settings = fault_settings.model_copy(update={"stats_window_seconds": 2, "stats_grace_seconds": 1})
     log = tmp_path / "pipeline.log"
-    producer = PostProducer(settings, mixed_posts(max_text_chars=settings.max_text_chars), rate=RATE, stats_interval=None)
-    with caplog.at_level(logging.WARNING, logger="producer.producer"), running(
-        settings, "pipeline", "--workers", "1", log=log
-    ) as pipeline:
+    producer = PostProducer(
+        settings, mixed_posts(max_text_chars=settings.max_text_chars), rate=RATE, stats_interval=None
+    )
+    with (
+        caplog.at_level(logging.WARNING, logger="producer.producer"),
+        running(settings, "pipeline", "--workers", "1", log=log) as pipeline,
+    ):
         wait_until_ready(settings)
         producer.start()
-        workers_before = wait_for(lambda: pipeline_workers(pipeline) if len(pipeline_workers(pipeline)) == 2 else None,
-                                  30, "the classifier and statistics workers")
+        workers_before = wait_for(
+            lambda: pipeline_workers(pipeline) if len(pipeline_workers(pipeline)) == 2 else None,
+            30,
+            "the classifier and statistics workers",
+        )
         wait_for(lambda: producer.stats().delivered >= 2 * RATE, 60, "the stream to flow before the outage")
 
         three_nodes.cluster.stop(kill=True)
         down_at = time.monotonic()
         before = producer.stats()  # every node is dead: nothing more can be delivered until they are back
-        during = wait_for(lambda: (s := producer.stats()).sent >= before.sent + RATE * DOWN_S and s, 3 * DOWN_S,
-                          "the producer to keep accepting posts while Kafka is down")
+        during = wait_for(
+            lambda: (s := producer.stats()).sent >= before.sent + RATE * DOWN_S and s,
+            3 * DOWN_S,
+            "the producer to keep accepting posts while Kafka is down",
+        )
         workers_during = pipeline_workers(pipeline)
         supervisor_alive = pipeline.poll() is None
 
         three_nodes.start()
         back_after, back_at = time.monotonic() - down_at, time.time()
-        drained = wait_for(lambda: (s := producer.stats()).delivered >= during.sent and s, 120,
-                           f"the producer to deliver its backlog (at the outage's end: {during.summary()})")
-        windowing_again = wait_for(lambda: windows_since(settings, back_at), 120, "statistics of posts made after the outage")
+        drained = wait_for(
+            lambda: (s := producer.stats()).delivered >= during.sent and s,
+            120,
+            f"the producer to deliver its backlog (at the outage's end: {during.summary()})",
+        )
+        windowing_again = wait_for(
+            lambda: windows_since(settings, back_at), 120, "statistics of posts made after the outage"
+        )
         stats = producer.stop(timeout=60)
         caught_up_in = wait_until_caught_up(settings, settings.consumer_group, settings.topic_posts, timeout=180)
         workers_after = pipeline_workers(pipeline)
@@ -96,11 +111,12 @@ def test_kafka_down_for_a_while_then_back_loses_nothing(
     assert during.failed == 0, "no post may fail within the delivery timeout"
     warnings = [r for r in caplog.records if r.name == "producer.producer" and r.levelno >= logging.WARNING]
     assert any("_ALL_BROKERS_DOWN" in w.getMessage() or "_TRANSPORT" in w.getMessage() for w in warnings), (
-        f"the outage must be reported: {[w.getMessage() for w in warnings]}")
+        f"the outage must be reported: {[w.getMessage() for w in warnings]}"
+    )
     logged_at: dict[str, list[float]] = defaultdict(list)
     for warning in warnings:  # by the warning itself, without the count of those held back since its last time
         logged_at[SUPPRESSED.sub("", warning.getMessage())].append(warning.created)
-    repeats = {message: [round(b - a, 1) for a, b in zip(times, times[1:])] for message, times in logged_at.items()}
+    repeats = {message: [round(b - a, 1) for a, b in itertools.pairwise(times)] for message, times in logged_at.items()}
     # Reported, not flooded: a repeat of the same warning only after the interval (less the clocks' slew).
     assert all(gap >= WARNING_INTERVAL_S - 0.5 for gaps in repeats.values() for gap in gaps), repeats
     assert (stats.failed, stats.queued) == (0, 0) and stats.delivered == stats.sent
@@ -110,14 +126,18 @@ def test_kafka_down_for_a_while_then_back_loses_nothing(
     # fails its next commit ("Unknown member"), and a static member (the pipeline's workers are) can be fenced
     # by its own group.instance.id when the group coordinator comes back (a fatal consumer error; the broker bug
     # is apache/kafka#23542). The supervisor restarts it; its posts are read again.
-    assert supervisor_alive and workers_during == workers_before, f"the pipeline's workers must wait, not die; log: {log}"
+    assert supervisor_alive and workers_during == workers_before, (
+        f"the pipeline's workers must wait, not die; log: {log}"
+    )
     text = log.read_text(errors="replace")
     ended = re.findall(r" (classify|stats) worker \d+ \(pid \d+\) ended, (.*); restarting in", text)
     unexplained = [cause for _, cause in ended if not any(known in cause for known in KNOWN_OUTAGE_CRASHES)]
     assert not unexplained, f"workers died of something else than the outage: {unexplained}; log: {log}"
     assert len(ended) <= len(workers_before), f"a worker died more than once: {ended}"
     assert len(workers_after) == len(workers_before), "the supervisor runs every worker again"
-    assert not log_problems(log, expected=(*OUTAGE_ERRORS, *KNOWN_OUTAGE_CRASHES, "Traceback")), f"unexpected errors in {log}"
+    assert not log_problems(log, expected=(*OUTAGE_ERRORS, *KNOWN_OUTAGE_CRASHES, "Traceback")), (
+        f"unexpected errors in {log}"
+    )
 
     # With every broker SIGKILLed at once, librdkafka may bump the idempotent producer's epoch and resend a
     # batch the brokers had in fact written (seen once in two clean-clone runs): a post can then be in the raw

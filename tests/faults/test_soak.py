@@ -22,10 +22,9 @@ from pathlib import Path
 import psutil
 
 from common.settings import Settings
-from pipeline.application import STATS_GROUP_SUFFIX
 from common.topics import group_lag
+from pipeline.application import STATS_GROUP_SUFFIX
 from tests.faults.conftest import MEASUREMENTS, ThreeNodes
-from tests.processes import running
 from tests.faults.support import (
     account,
     log_problems,
@@ -34,6 +33,7 @@ from tests.faults.support import (
     wait_until_caught_up,
     wait_until_ready,
 )
+from tests.processes import running
 
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "75"))
 SOAK_RATE = float(os.environ.get("SOAK_RATE", "40"))
@@ -76,10 +76,21 @@ def test_soak_full_stack_steady_rate_no_memory_growth_no_errors(
     with running(settings, "pipeline", "--workers", "2", log=pipeline_log) as pipeline:
         wait_until_ready(settings)
         workers = wait_for(lambda: w if len(w := pipeline_workers(pipeline)) == 3 else None, 60, "three workers")
-        producer_args = ["producer", "--source", "synthetic", "--rate", f"{SOAK_RATE:g}", "--duration", f"{SOAK_SECONDS:g}"]
+        producer_args = [
+            "producer",
+            "--source",
+            "synthetic",
+            "--rate",
+            f"{SOAK_RATE:g}",
+            "--duration",
+            f"{SOAK_SECONDS:g}",
+        ]
         with running(settings, *producer_args, log=producer_log) as producer:
             started = time.monotonic()
-            memories = [Memory("supervisor", psutil.Process(pipeline.pid)), Memory("producer", psutil.Process(producer.pid))]
+            memories = [
+                Memory("supervisor", psutil.Process(pipeline.pid)),
+                Memory("producer", psutil.Process(producer.pid)),
+            ]
             memories += [Memory(f"{role}-{pid}", psutil.Process(pid)) for pid, role in sorted(workers.items())]
             next_lag = started
             while producer.poll() is None:
@@ -95,7 +106,9 @@ def test_soak_full_stack_steady_rate_no_memory_growth_no_errors(
             ran_for = time.monotonic() - started
         assert producer.returncode == 0, f"the producer reports undelivered posts; log: {producer_log}"
         caught_up_in = wait_until_caught_up(settings, settings.consumer_group, settings.topic_posts, timeout=120)
-        wait_until_caught_up(settings, settings.consumer_group + STATS_GROUP_SUFFIX, settings.topic_results, timeout=120)
+        wait_until_caught_up(
+            settings, settings.consumer_group + STATS_GROUP_SUFFIX, settings.topic_results, timeout=120
+        )
         assert pipeline_workers(pipeline) == workers, f"no pipeline worker may restart; log: {pipeline_log}"
     assert pipeline.returncode == 0
 
@@ -103,8 +116,10 @@ def test_soak_full_stack_steady_rate_no_memory_growth_no_errors(
     steady_since = ran_for * WARM_UP_FRACTION
     steady_lags = [lag for t, lag in lags if t >= steady_since]
     produced = sum(accounting.produced.values()) - 1  # minus the canary
-    lines = [f"soak: {ran_for:.0f} s at {SOAK_RATE:g} posts/s ({produced / ran_for:.1f} kept), {accounting.summary()}, "
-             f"most behind {max(filter(None, steady_lags), default=0)} posts, caught up {caught_up_in:.0f} s after the producer"]
+    lines = [
+        f"soak: {ran_for:.0f} s at {SOAK_RATE:g} posts/s ({produced / ran_for:.1f} kept), {accounting.summary()}, "
+        f"most behind {max(filter(None, steady_lags), default=0)} posts, caught up {caught_up_in:.0f} s after the producer"
+    ]
     verdicts = []
     for memory in memories:
         steady = [rss for _, rss in memory.steady(steady_since)]
@@ -127,6 +142,8 @@ def test_soak_full_stack_steady_rate_no_memory_growth_no_errors(
     assert "failed=0 queued=0" in producer_log.read_text(), "the producer's final stats"
     accounting.assert_every_post_accounted_for()
     assert accounting.duplicates == 0, "no fault, no duplicate"
-    assert steady_lags and all(lag is not None for lag in steady_lags), f"the pipeline's lag must stay measurable: {lags}"
+    assert steady_lags and all(lag is not None for lag in steady_lags), (
+        f"the pipeline's lag must stay measurable: {lags}"
+    )
     for name, growth, allowed in verdicts:
         assert growth <= allowed, f"{name}: RSS grows by {growth:.1f} MiB over the steady part (allowed {allowed:.0f})"

@@ -23,7 +23,11 @@ def launcher(home: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "SENTISTREAM_BOOTSTRAP_SERVERS"}
     return subprocess.run(
         [sys.executable, "-m", "kafka_local", "--home", str(home), *args],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=180,
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
 
 
@@ -98,7 +102,7 @@ def test_missing_java_is_explained(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 def test_old_java_is_explained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _fake_tool(tmp_path, "java", """echo 'openjdk version "11.0.22" 2024-01-16' >&2""")
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(KafkaLauncherError, match="Java 11 found .* needs Java 17 or newer"):
+    with pytest.raises(KafkaLauncherError, match=r"Java 11 found .* needs Java 17 or newer"):
         check_java()
 
 
@@ -118,7 +122,11 @@ def test_an_external_cluster_setting_makes_start_a_no_op(tmp_path: Path, kafka_c
     env = {**os.environ, "SENTISTREAM_BOOTSTRAP_SERVERS": kafka_cluster.bootstrap_servers}
     result = subprocess.run(
         [sys.executable, "-m", "kafka_local", "--home", str(tmp_path), "start", "--no-topics"],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60,
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0
     assert "starting nothing" in result.stdout

@@ -26,8 +26,9 @@ MEMBER = "test-classify-0"
 
 @pytest.fixture
 def exactly_once(settings: Settings, tiny_model_path: Path) -> Settings:
-    return settings.model_copy(update={"model": str(tiny_model_path), "processing_guarantee": "exactly-once",
-                                       "batch_max_wait_ms": 50})
+    return settings.model_copy(
+        update={"model": str(tiny_model_path), "processing_guarantee": "exactly-once", "batch_max_wait_ms": 50}
+    )
 
 
 def run_once(settings: Settings) -> None:

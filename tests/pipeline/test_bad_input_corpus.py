@@ -18,11 +18,18 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from common.contract import LATER_STAGE_REASONS, MAX_DEAD_LETTER_KEY, MAX_DEAD_LETTER_PAYLOAD, DeadLetter, Post, RejectReason
+from common.contract import (
+    LATER_STAGE_REASONS,
+    MAX_DEAD_LETTER_KEY,
+    MAX_DEAD_LETTER_PAYLOAD,
+    DeadLetter,
+    Post,
+    RejectReason,
+)
 from common.settings import Settings
 from pipeline.application import STATS_GROUP_SUFFIX
-from tests.processes import running
 from tests.faults.support import log_problems, pipeline_workers, wait_for, wait_until_caught_up
+from tests.processes import running
 from tests.topic_reader import read_all
 
 LIMIT = 5000  # the product's default max_text_chars
@@ -30,7 +37,14 @@ R = RejectReason
 
 
 def document(**fields) -> dict:
-    post = {"schema_version": 1, "id": "p-1", "author": "ada", "source": "twitter", "text": "I love it", "created_at": 1.7e9}
+    post = {
+        "schema_version": 1,
+        "id": "p-1",
+        "author": "ada",
+        "source": "twitter",
+        "text": "I love it",
+        "created_at": 1.7e9,
+    }
     post.update(fields)
     return {k: v for k, v in post.items() if v is not ...}
 
@@ -60,7 +74,11 @@ CORPUS = [
     Bad("truncated mid-string", b'{"author": "ada", "source": "twitter", "text": "I lo', R.INVALID_JSON),
     Bad("trailing garbage after the object", as_json() + b" and then some", R.INVALID_JSON),
     Bad("single-quoted pseudo-JSON", b"{'author': 'ada', 'source': 'twitter', 'text': 'hi'}", R.INVALID_JSON),
-    Bad("raw control character inside a string", b'{"author": "ada", "source": "twitter", "text": "a\x01b"}', R.INVALID_JSON),
+    Bad(
+        "raw control character inside a string",
+        b'{"author": "ada", "source": "twitter", "text": "a\x01b"}',
+        R.INVALID_JSON,
+    ),
     Bad("UTF-8 byte order mark before the JSON", b"\xef\xbb\xbf" + as_json(), R.INVALID_JSON),
     Bad("whitespace only", b"  \n\t  ", R.INVALID_JSON),
     Bad("huge binary key and a broken value", b"{", R.INVALID_JSON, key=random.Random(1).randbytes(100_000)),
@@ -68,8 +86,16 @@ CORPUS = [
     Bad("Latin-1 text", '{"author": "ada", "source": "twitter", "text": "café"}'.encode("latin-1"), R.INVALID_UTF8),
     Bad("overlong UTF-8 encoding", b'{"author": "ada", "source": "twitter", "text": "\xc0\xaf"}', R.INVALID_UTF8),
     Bad("UTF-16 encoded JSON", json.dumps(document()).encode("utf-16"), R.INVALID_UTF8),
-    Bad("UTF-8-encoded surrogate (CESU-8)", b'{"author": "ada", "source": "twitter", "text": "\xed\xa0\x80"}', R.INVALID_UTF8),
-    Bad("binary garbage (a PNG header and noise)", b"\x89PNG\r\n\x1a\n" + random.Random(2).randbytes(2048), R.INVALID_UTF8),
+    Bad(
+        "UTF-8-encoded surrogate (CESU-8)",
+        b'{"author": "ada", "source": "twitter", "text": "\xed\xa0\x80"}',
+        R.INVALID_UTF8,
+    ),
+    Bad(
+        "binary garbage (a PNG header and noise)",
+        b"\x89PNG\r\n\x1a\n" + random.Random(2).randbytes(2048),
+        R.INVALID_UTF8,
+    ),
     # JSON, but not an object
     Bad("JSON array", b'[{"author": "ada", "source": "twitter", "text": "hi"}]', R.NOT_AN_OBJECT),
     Bad("JSON string", b'"I love it"', R.NOT_AN_OBJECT),
@@ -108,11 +134,23 @@ CORPUS = [
     Bad("id over 128 characters", as_json(id="i" * 129), R.INVALID_FIELD),
     Bad("negative created_at", as_json(created_at=-5), R.INVALID_FIELD),
     Bad("created_at under a millisecond after the epoch", as_json(created_at=1e-38), R.INVALID_FIELD),
-    Bad("created_at Infinity", b'{"author": "ada", "source": "twitter", "text": "hi", "created_at": Infinity}', R.INVALID_FIELD),
+    Bad(
+        "created_at Infinity",
+        b'{"author": "ada", "source": "twitter", "text": "hi", "created_at": Infinity}',
+        R.INVALID_FIELD,
+    ),
     Bad("created_at NaN", b'{"author": "ada", "source": "twitter", "text": "hi", "created_at": NaN}', R.INVALID_FIELD),
-    Bad("created_at 1e999 (infinite as a float)", b'{"author": "ada", "source": "twitter", "text": "hi", "created_at": 1e999}', R.INVALID_FIELD),
+    Bad(
+        "created_at 1e999 (infinite as a float)",
+        b'{"author": "ada", "source": "twitter", "text": "hi", "created_at": 1e999}',
+        R.INVALID_FIELD,
+    ),
     Bad("created_at after the year 9999", as_json(created_at=1e300), R.INVALID_FIELD),
-    Bad("lone surrogate escaped in the text", b'{"author": "ada", "source": "twitter", "text": "hi \\ud800 there"}', R.INVALID_FIELD),
+    Bad(
+        "lone surrogate escaped in the text",
+        b'{"author": "ada", "source": "twitter", "text": "hi \\ud800 there"}',
+        R.INVALID_FIELD,
+    ),
     # No payload, no key
     Bad("null value (a tombstone)", None, R.EMPTY_PAYLOAD),
     Bad("zero-byte value", b"", R.EMPTY_PAYLOAD),
@@ -141,8 +179,14 @@ def test_the_corpus_covers_at_least_25_kinds_and_every_reason() -> None:
 @pytest.fixture
 def corpus_settings(settings: Settings, tiny_model_path: Path) -> Settings:
     return settings.model_copy(
-        update={"model": str(tiny_model_path), "batch_size": 16, "batch_max_wait_ms": 50, "max_text_chars": LIMIT,
-                "stats_window_seconds": 1, "stats_grace_seconds": 0}
+        update={
+            "model": str(tiny_model_path),
+            "batch_size": 16,
+            "batch_max_wait_ms": 50,
+            "max_text_chars": LIMIT,
+            "stats_window_seconds": 1,
+            "stats_grace_seconds": 0,
+        }
     )
 
 
@@ -185,11 +229,17 @@ def test_every_kind_of_bad_input_is_one_dead_letter_with_its_reason_and_nothing_
         by_kind.setdefault(kind, []).append(letter)
         original = value or b""
         assert base64.b64decode(letter.payload_base64) == original[:MAX_DEAD_LETTER_PAYLOAD]
-        assert (letter.payload_size, letter.payload_truncated) == (len(original), len(original) > MAX_DEAD_LETTER_PAYLOAD)
+        assert (letter.payload_size, letter.payload_truncated) == (
+            len(original),
+            len(original) > MAX_DEAD_LETTER_PAYLOAD,
+        )
         assert letter.key == (key.decode("utf-8", "replace")[:MAX_DEAD_LETTER_KEY] if key else None)
 
-    wrong = {kind: [letter.reason.value for letter in got] for kind, got in by_kind.items()
-             if [letter.reason for letter in got] != [next(b.reason for b in CORPUS if b.kind == kind)]}
+    wrong = {
+        kind: [letter.reason.value for letter in got]
+        for kind, got in by_kind.items()
+        if [letter.reason for letter in got] != [next(b.reason for b in CORPUS if b.kind == kind)]
+    }
     missing = [bad.kind for bad in CORPUS if bad.kind not in by_kind]
     assert not missing, f"no dead letter for: {missing}"
     assert not wrong, f"wrong reason or count: {wrong}"

@@ -60,11 +60,11 @@ def test_a_full_batch_is_scored_in_one_call_and_each_result_is_its_own_posts(mod
     texts = TEXTS * 8
     posts = feed(sink, texts)
     sink.flush()
-    alone = {text: prediction for text, prediction in zip(TEXTS, model.predict(TEXTS))}
+    alone = {text: prediction for text, prediction in zip(TEXTS, model.predict(TEXTS), strict=True)}
     results = written.results()
     assert [r.post_id for r in results] == [p.id for p in posts]
     assert all((r.label, round(r.score, 4)) == (alone[r.text].label, round(alone[r.text].score, 4)) for r in results)
-    assert all(key == post.author.encode() for (_, key, _), post in zip(written.messages, posts))
+    assert all(key == post.author.encode() for (_, key, _), post in zip(written.messages, posts, strict=True))
     assert written.dead_letters() == []
     sink.flush()  # nothing left over for the next checkpoint
     assert len(written.messages) == len(posts)
@@ -73,7 +73,9 @@ def test_a_full_batch_is_scored_in_one_call_and_each_result_is_its_own_posts(mod
 def test_a_model_failure_mid_batch_dead_letters_only_the_posts_that_cause_it(
     model: SentimentClassifier, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(DefaultClassifier, "_encode_data_points", failing_encoder(DefaultClassifier._encode_data_points, MARK))
+    monkeypatch.setattr(
+        DefaultClassifier, "_encode_data_points", failing_encoder(DefaultClassifier._encode_data_points, MARK)
+    )
     written = Written()
     sink = sink_writing_to(written, model)
     texts = [f"{TEXTS[i % 4]} {MARK}" if i in (5, 6, 23) else TEXTS[i % 4] for i in range(32)]
@@ -83,10 +85,16 @@ def test_a_model_failure_mid_batch_dead_letters_only_the_posts_that_cause_it(
     letters = written.dead_letters()
     assert sorted(letter.offset for letter in letters) == [5, 6, 23]
     assert {letter.reason for letter in letters} == {RejectReason.MODEL_ERROR}
-    assert all(f"RuntimeError: injected model failure on a text containing {MARK!r}" == letter.detail for letter in letters)
-    assert all(Post.model_validate_json(base64.b64decode(letter.payload_base64)).text == texts[letter.offset]
-               for letter in letters)
-    assert sorted(r.post_id for r in written.results()) == sorted(p.id for i, p in enumerate(posts) if i not in (5, 6, 23))
+    assert all(
+        f"RuntimeError: injected model failure on a text containing {MARK!r}" == letter.detail for letter in letters
+    )
+    assert all(
+        Post.model_validate_json(base64.b64decode(letter.payload_base64)).text == texts[letter.offset]
+        for letter in letters
+    )
+    assert sorted(r.post_id for r in written.results()) == sorted(
+        p.id for i, p in enumerate(posts) if i not in (5, 6, 23)
+    )
 
 
 def test_a_model_that_answers_with_the_wrong_number_of_predictions_costs_only_the_posts_it_miscounts(
@@ -96,7 +104,7 @@ def test_a_model_that_answers_with_the_wrong_number_of_predictions_costs_only_th
 
     def drops_the_marked(self: SentimentClassifier, texts, batch_size: int = 32):  # type: ignore[no-untyped-def]
         predictions = predict(self, texts, batch_size)
-        return [p for p, text in zip(predictions, texts) if MARK not in text]
+        return [p for p, text in zip(predictions, texts, strict=True) if MARK not in text]
 
     monkeypatch.setattr(SentimentClassifier, "predict", drops_the_marked)
     written = Written()
@@ -109,7 +117,9 @@ def test_a_model_that_answers_with_the_wrong_number_of_predictions_costs_only_th
     assert len(written.results()) == 3
 
 
-def test_running_out_of_memory_is_not_blamed_on_a_post(model: SentimentClassifier, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_running_out_of_memory_is_not_blamed_on_a_post(
+    model: SentimentClassifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def out_of_memory(*_args, **_kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:118] DefaultCPUAllocator: can't allocate memory")
 
@@ -150,7 +160,7 @@ def test_a_flush_on_a_rebalance_thread_scores_nothing_and_leaves_the_posts_to_ka
 def _raises(call) -> list[BaseException]:  # type: ignore[no-untyped-def]
     try:
         call()
-    except BaseException as error:  # noqa: BLE001 - handed back to the test
+    except BaseException as error:
         return [error]
     return []
 

@@ -38,22 +38,34 @@ WINDOW_S, GRACE_S = 60, 10
 def single_partition_topic(name: str, **serialization: Any) -> Topic:
     """A topic as Quix would have described it after asking the broker: one partition (so no repartitioning)."""
     topic = Topic(name, **serialization)
-    topic.broker_config = TopicConfig(num_partitions=1, replication_factor=1,
-                                      extra_config={"retention.ms": "-1", "retention.bytes": "-1"})
+    topic.broker_config = TopicConfig(
+        num_partitions=1, replication_factor=1, extra_config={"retention.ms": "-1", "retention.bytes": "-1"}
+    )
     return topic
 
 
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[Application]:
     """An application that never reaches a broker: its windows' state is local, nothing is produced to Kafka."""
-    application = Application(broker_address="127.0.0.1:1", consumer_group="definition-test", state_dir=tmp_path / "state",
-                              use_changelog_topics=False, loglevel=None)
+    application = Application(
+        broker_address="127.0.0.1:1",
+        consumer_group="definition-test",
+        state_dir=tmp_path / "state",
+        use_changelog_topics=False,
+        loglevel=None,
+    )
     yield application
     application._state_manager.close()
 
 
-def feed(sdf: StreamingDataFrame, value: Any, key: bytes | None, offset: int, topic: str = POSTS,
-         timestamp_ms: int = 1_700_000_000_000) -> list[Any]:
+def feed(
+    sdf: StreamingDataFrame,
+    value: Any,
+    key: bytes | None,
+    offset: int,
+    topic: str = POSTS,
+    timestamp_ms: int = 1_700_000_000_000,
+) -> list[Any]:
     return sdf.test(value, key, timestamp_ms, ctx=MessageContext(topic, 0, offset, size=0))
 
 
@@ -80,7 +92,9 @@ def test_a_valid_keyed_post_is_accepted_with_where_it_came_from() -> None:
         (None, None, RejectReason.EMPTY_PAYLOAD),  # what is wrong with the payload comes before the key
     ],
 )
-def test_an_invalid_message_is_rejected_with_its_reason_and_source(raw: bytes | None, key: bytes | None, reason: RejectReason) -> None:
+def test_an_invalid_message_is_rejected_with_its_reason_and_source(
+    raw: bytes | None, key: bytes | None, reason: RejectReason
+) -> None:
     checked = check_post(source(raw, key), LIMIT)
     assert isinstance(checked, Rejected)
     assert (checked.reason, checked.source) == (reason, source(raw, key))
@@ -117,8 +131,12 @@ def gate_with_poison(tmp_path: Path, poisoned: list[str], in_flight: InFlight | 
 def test_every_message_becomes_one_result_or_one_dead_letter_with_its_reason(
     app: Application, model: SentimentClassifier, tmp_path: Path
 ) -> None:
-    good = [Post(author=f"a{i}", source="twitter", text=text) for i, text in
-            enumerate(["I love this so much", "This is awful and broken", "The bus comes at nine", "Best day ever!!!"])]
+    good = [
+        Post(author=f"a{i}", source="twitter", text=text)
+        for i, text in enumerate(
+            ["I love this so much", "This is awful and broken", "The bus comes at nine", "Best day ever!!!"]
+        )
+    ]
     poisoned = Post(author="mallory", source="twitter", text="Perfectly valid, but it crashed three workers")
     messages: list[tuple[bytes | None, bytes | None]] = [
         (good[0].to_bytes(), b"a0"),
@@ -139,8 +157,11 @@ def test_every_message_becomes_one_result_or_one_dead_letter_with_its_reason(
 
     letters = {letter.offset: letter for letter in written.dead_letters()}
     assert {offset: letter.reason for offset, letter in letters.items()} == {
-        1: RejectReason.INVALID_JSON, 3: RejectReason.POISON_MESSAGE, 4: RejectReason.MISSING_KEY,
-        5: RejectReason.TEXT_TOO_LONG, 7: RejectReason.EMPTY_PAYLOAD,
+        1: RejectReason.INVALID_JSON,
+        3: RejectReason.POISON_MESSAGE,
+        4: RejectReason.MISSING_KEY,
+        5: RejectReason.TEXT_TOO_LONG,
+        7: RejectReason.EMPTY_PAYLOAD,
     }
     assert letters[3].detail == "crashed a worker 3 times; last: SIGSEGV #3"
     for offset, letter in letters.items():
@@ -151,8 +172,9 @@ def test_every_message_becomes_one_result_or_one_dead_letter_with_its_reason(
     results = written.results()
     assert [r.post_id for r in results] == [post.id for post in scored], "one result per good post, in order"
     alone = {post.text: model.predict([post.text])[0] for post in scored}
-    assert [(r.label, round(r.score, 4)) for r in results] == [(alone[p.text].label, round(alone[p.text].score, 4))
-                                                                for p in scored]
+    assert [(r.label, round(r.score, 4)) for r in results] == [
+        (alone[p.text].label, round(alone[p.text].score, 4)) for p in scored
+    ]
     assert [key for topic, key, _ in written.messages if topic == RESULTS] == [p.author.encode() for p in scored]
 
 
@@ -191,9 +213,18 @@ class Statistics:
 
     def result(self, source: str, label: str, score: float, created_at: float) -> None:
         """A result as the deserializer hands it over, at its event time (the post's creation)."""
-        result = SentimentResult(post_id=f"p{self.offset}", author="ann", source=source, text="t", label=label,
-                                 score=score, model="tiny", created_at=created_at, produced_at=created_at,
-                                 processed_at=created_at)
+        result = SentimentResult(
+            post_id=f"p{self.offset}",
+            author="ann",
+            source=source,
+            text="t",
+            label=label,
+            score=score,
+            model="tiny",
+            created_at=created_at,
+            produced_at=created_at,
+            processed_at=created_at,
+        )
         self.record(validate_result(result.to_bytes()), source.encode(), int(created_at * 1000))
 
     def record(self, value: Any, key: bytes | None, timestamp_ms: int) -> None:
@@ -209,15 +240,20 @@ def test_windows_count_each_label_per_source_and_close_on_event_time(app: Applic
     statistics = Statistics(app)
     start = 1_700_000_040.0  # on a window boundary
     for source, label, score, second in [
-        ("twitter", "POSITIVE", 0.9, 1), ("twitter", "NEGATIVE", 0.5, 30), ("reddit", "NEUTRAL", 0.6, 2),
-        ("twitter", "POSITIVE", 0.7, 59), ("twitter", "NEUTRAL", 0.8, 61),
+        ("twitter", "POSITIVE", 0.9, 1),
+        ("twitter", "NEGATIVE", 0.5, 30),
+        ("reddit", "NEUTRAL", 0.6, 2),
+        ("twitter", "POSITIVE", 0.7, 59),
+        ("twitter", "NEUTRAL", 0.8, 61),
     ]:
         statistics.result(source, label, score, start + second)
     assert statistics.windows() == [], "no window closes before event time passes its end and the grace"
     statistics.result("twitter", "POSITIVE", 1.0, start + WINDOW_S + GRACE_S)  # closes twitter's first window
     statistics.result("reddit", "NEGATIVE", 0.4, start + 2 * WINDOW_S + GRACE_S)  # closes reddit's first
 
-    assert [(w.source, w.window_start, w.window_end, w.count, w.label_counts, w.mean_score) for w in statistics.windows()] == [
+    assert [
+        (w.source, w.window_start, w.window_end, w.count, w.label_counts, w.mean_score) for w in statistics.windows()
+    ] == [
         ("twitter", start, start + WINDOW_S, 3, {"POSITIVE": 2, "NEGATIVE": 1}, pytest.approx((0.9 + 0.5 + 0.7) / 3)),
         ("reddit", start, start + WINDOW_S, 1, {"NEUTRAL": 1}, pytest.approx(0.6)),
     ]
@@ -232,7 +268,8 @@ def test_a_result_later_than_the_grace_is_left_out_of_its_closed_window(app: App
     statistics.result("twitter", "NEGATIVE", 0.1, start + 2)  # too late for it
     statistics.result("twitter", "POSITIVE", 0.9, start + 3 * WINDOW_S + GRACE_S)  # closes the second
     assert [(w.window_start, w.count, w.label_counts) for w in statistics.windows()] == [
-        (start, 1, {"POSITIVE": 1}), (start + WINDOW_S, 1, {"POSITIVE": 1}),
+        (start, 1, {"POSITIVE": 1}),
+        (start + WINDOW_S, 1, {"POSITIVE": 1}),
     ]
 
 
@@ -246,7 +283,10 @@ def test_anything_on_the_results_topic_that_is_not_a_result_is_dead_lettered_not
 
     [(first, first_detail, first_source), (second, second_detail, second_source)] = statistics.dead_letters
     assert (first, second) == (RejectReason.INVALID_RESULT, RejectReason.INVALID_RESULT)
-    assert first_detail.startswith("not a sentiment result: ") and second_detail == "message has no value (null or zero bytes)"
+    assert (
+        first_detail.startswith("not a sentiment result: ")
+        and second_detail == "message has no value (null or zero bytes)"
+    )
     assert first_source == Source(foreign, b"mallory", RESULTS, 0, 0)
     assert second_source == Source(None, b"tombstone", RESULTS, 0, 1)
     assert [(w.count, w.label_counts) for w in statistics.windows()] == [(1, {"POSITIVE": 1})]

@@ -51,7 +51,9 @@ def send_posts(settings: Settings, posts: list[Post]) -> None:
 
 
 def make_posts(count: int, **fields) -> list[Post]:
-    return [Post(author=f"author-{i % 17}", source="twitter", text=TEXTS[i % len(TEXTS)], **fields) for i in range(count)]
+    return [
+        Post(author=f"author-{i % 17}", source="twitter", text=TEXTS[i % len(TEXTS)], **fields) for i in range(count)
+    ]
 
 
 def results_of(settings: Settings, expected: int, timeout: float = 120) -> list[SentimentResult]:
@@ -60,7 +62,9 @@ def results_of(settings: Settings, expected: int, timeout: float = 120) -> list[
     return [SentimentResult.model_validate_json(m.value()) for m in messages]
 
 
-def test_every_post_gets_exactly_one_result_from_the_real_model(pipeline_settings: Settings, tiny_model_path: Path) -> None:
+def test_every_post_gets_exactly_one_result_from_the_real_model(
+    pipeline_settings: Settings, tiny_model_path: Path
+) -> None:
     posts = make_posts(300)
     send_posts(pipeline_settings, posts)
     with running(pipeline_settings, "pipeline", "--workers", "1", "--no-stats") as pipeline:
@@ -70,7 +74,7 @@ def test_every_post_gets_exactly_one_result_from_the_real_model(pipeline_setting
 
     assert Counter(r.post_id for r in results) == Counter(p.id for p in posts)
     model = SentimentClassifier.load(str(tiny_model_path))
-    expected = {text: p.label for text, p in zip(TEXTS, model.predict(TEXTS))}
+    expected = {text: p.label for text, p in zip(TEXTS, model.predict(TEXTS), strict=True)}
     by_id = {p.id: p for p in posts}
     for result in results:
         post = by_id[result.post_id]
@@ -82,7 +86,9 @@ def test_every_post_gets_exactly_one_result_from_the_real_model(pipeline_setting
     assert len({r.label for r in results}) >= 2, "the model should not call every text the same"
 
 
-def test_bad_input_goes_to_dead_letters_with_its_reason_and_the_pipeline_keeps_going(pipeline_settings: Settings) -> None:
+def test_bad_input_goes_to_dead_letters_with_its_reason_and_the_pipeline_keeps_going(
+    pipeline_settings: Settings,
+) -> None:
     good = Post(author="ada", source="twitter", text="What a lovely morning")
     bad = [
         (b"k", b"{broken json", RejectReason.INVALID_JSON),
@@ -91,15 +97,21 @@ def test_bad_input_goes_to_dead_letters_with_its_reason_and_the_pipeline_keeps_g
         (b"k", b'{"author": "ada", "source": "x"}', RejectReason.MISSING_FIELD),
         (b"k", b'{"author": "ada", "source": "x", "text": "   "}', RejectReason.EMPTY_TEXT),
         (b"k", json.dumps({"author": "a", "source": "x", "text": "y" * 6000}).encode(), RejectReason.TEXT_TOO_LONG),
-        (b"k", b'{"schema_version": 9, "author": "a", "source": "x", "text": "hi"}', RejectReason.UNKNOWN_SCHEMA_VERSION),
+        (
+            b"k",
+            b'{"schema_version": 9, "author": "a", "source": "x", "text": "hi"}',
+            RejectReason.UNKNOWN_SCHEMA_VERSION,
+        ),
         (b"k", None, RejectReason.EMPTY_PAYLOAD),
         (None, good.model_copy(update={"id": "no-key"}).to_bytes(), RejectReason.MISSING_KEY),
     ]
     with running(pipeline_settings, "pipeline", "--no-stats") as pipeline:
         send(pipeline_settings, [(key, value) for key, value, _ in bad])
         send_posts(pipeline_settings, [good])
-        letters = [DeadLetter.model_validate_json(m.value())
-                   for m in read_all(pipeline_settings, pipeline_settings.topic_dead_letters, at_least=len(bad))]
+        letters = [
+            DeadLetter.model_validate_json(m.value())
+            for m in read_all(pipeline_settings, pipeline_settings.topic_dead_letters, at_least=len(bad))
+        ]
         results = results_of(pipeline_settings, 1)
         assert pipeline.poll() is None, "bad input must never stop the pipeline"
 
@@ -121,12 +133,16 @@ def test_window_statistics_agree_with_the_results(pipeline_settings: Settings) -
         )
     ]
     # Later posts of each source close the earlier windows (windows close on event time).
-    closers = [Post(author="z", source=s, text="closing the windows", created_at=start + 400) for s in ("twitter", "reddit")]
+    closers = [
+        Post(author="z", source=s, text="closing the windows", created_at=start + 400) for s in ("twitter", "reddit")
+    ]
     send_posts(settings, posts)
     with running(settings, "pipeline"):
         results = results_of(settings, len(posts))
         send_posts(settings, closers)
-        stats = [SentimentStats.model_validate_json(m.value()) for m in read_all(settings, settings.topic_stats, at_least=4)]
+        stats = [
+            SentimentStats.model_validate_json(m.value()) for m in read_all(settings, settings.topic_stats, at_least=4)
+        ]
 
     expected: dict[tuple[str, float], Counter] = {}
     for result in results:
@@ -152,8 +168,11 @@ def test_a_worker_killed_mid_stream_is_restarted_and_no_post_is_lost(pipeline_se
         os.kill(killed, signal.SIGKILL)
         results = results_of(pipeline_settings, len(posts), timeout=180)
         # Live workers only: the killed one lingering unreaped (a zombie) is not a restart.
-        restarted = wait_for(lambda: w if len(w := pipeline_workers(supervisor)) == 2 else None, 60,
-                             "the supervisor to restart the killed worker")
+        restarted = wait_for(
+            lambda: w if len(w := pipeline_workers(supervisor)) == 2 else None,
+            60,
+            "the supervisor to restart the killed worker",
+        )
         assert killed not in restarted and set(restarted.values()) == {"classify"}
 
     seen = Counter(r.post_id for r in results)

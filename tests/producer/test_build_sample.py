@@ -17,7 +17,9 @@ def test_clean_text_removes_debris_links_and_handles() -> None:
     assert clean_text("RT @TMZ: Brady &amp; the balls http://t.co/dgSLf3AyKG #TMZ http://t.co/fHcQ\ufffd\ufffd_") == (
         "RT @user: Brady & the balls #TMZ"
     )
-    assert clean_text("\u0562_\ufffd\u0381\ufffd@OhMyGOFF: seen it?  mail me a@b.com") == "@user: seen it? mail me a@b.com"
+    assert (
+        clean_text("\u0562_\ufffd\u0381\ufffd@OhMyGOFF: seen it?  mail me a@b.com") == "@user: seen it? mail me a@b.com"
+    )
     assert clean_text("\ufffd\ufffd_ http://t.c") == ""
 
 

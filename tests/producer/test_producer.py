@@ -80,7 +80,7 @@ def test_n_posts_make_exactly_n_messages_keyed_by_author(settings: Settings) -> 
     sent = {post.id: post for post in source.handed_out}
     received = [Post.model_validate_json(message.value()) for message in messages]
     assert sorted(post.id for post in received) == sorted(sent)
-    for message, post in zip(messages, received):
+    for message, post in zip(messages, received, strict=True):
         assert message.key() == post.author.encode()
         assert post == sent[post.id]
 
@@ -115,8 +115,9 @@ def test_delivery_failures_are_counted_and_logged_without_flooding(
 def test_the_reported_rate_is_the_meters_over_this_run_only() -> None:
     """The producer feeds its meter the posts it sent and starts it afresh with each run (here without a broker:
     the posts wait in the client's queue; the meter on a clock the test moves)."""
-    producer = PostProducer(Settings(bootstrap_servers="127.0.0.1:1"), synthetic_posts(), rate=None,
-                            stats_interval=None, flush_timeout=0)
+    producer = PostProducer(
+        Settings(bootstrap_servers="127.0.0.1:1"), synthetic_posts(), rate=None, stats_interval=None, flush_timeout=0
+    )
     clock = Clock()
     producer._meter = RateMeter(clock=clock)
     assert producer.run(count=5).sent == 5
@@ -137,7 +138,9 @@ def test_runs_in_the_background_with_live_stats(settings: Settings, caplog: pyte
             producer.start()
         first = wait_for(lambda: (s := producer.stats()).delivered >= 10 and s, 30, "posts delivered")
         live = wait_for(lambda: (s := producer.stats()).sent > first.sent + 10 and s, 30, "more posts sent")
-        wait_for(lambda: any(r.getMessage().startswith("Producer: sent=") for r in caplog.records), 30, "the periodic line")
+        wait_for(
+            lambda: any(r.getMessage().startswith("Producer: sent=") for r in caplog.records), 30, "the periodic line"
+        )
         final = producer.stop(timeout=30)
     assert not producer.running
     assert live.target_rate == 100  # the rate it keeps is measured by bench/producer_throughput.py
@@ -163,7 +166,11 @@ def test_cli_stops_cleanly_on_sigterm(settings: Settings) -> None:
     }
     cli = subprocess.Popen(
         [sys.executable, "-m", "producer", "--rate", "200", "--source", "synthetic"],
-        cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         started = ""

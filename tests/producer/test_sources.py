@@ -49,7 +49,9 @@ def test_dataset_replay_keeps_content_with_fresh_ids_and_times() -> None:
 
 def test_dataset_loops_or_ends(tmp_path: Path) -> None:
     path = tmp_path / "three.jsonl"
-    path.write_text("".join(json.dumps({"author": f"a{i}", "source": "s", "text": f"post {i}"}) + "\n" for i in range(3)))
+    path.write_text(
+        "".join(json.dumps({"author": f"a{i}", "source": "s", "text": f"post {i}"}) + "\n" for i in range(3))
+    )
     assert [p.text for p in dataset_posts(path, loop=False)] == ["post 0", "post 1", "post 2"]
     looped = take(dataset_posts(path), 7)
     assert [p.text for p in looped] == ["post 0", "post 1", "post 2"] * 2 + ["post 0"]
@@ -141,9 +143,14 @@ def upload(data: str | bytes, name: str) -> ReadCounter:
 
 
 def test_a_json_file_is_read_as_a_json_array() -> None:
-    array = json.dumps([{"text": "great service", "author": "ann"}, {"text": "slow train", "source": "forum"}], indent=2)
+    array = json.dumps(
+        [{"text": "great service", "author": "ann"}, {"text": "slow train", "source": "forum"}], indent=2
+    )
     parsed = read_file_posts(upload(array, "posts.json"))
-    assert [(p.author, p.source, p.text) for p in parsed.posts] == [("ann", "upload", "great service"), ("anonymous-01", "forum", "slow train")]
+    assert [(p.author, p.source, p.text) for p in parsed.posts] == [
+        ("ann", "upload", "great service"),
+        ("anonymous-01", "forum", "slow train"),
+    ]
     assert (parsed.rows, parsed.skipped) == (2, [])
     # One object a line is JSON Lines, not JSON: a .json file holding it is refused, and says what to do.
     with pytest.raises(FileRejected, match=r"array of objects.*\.jsonl"):
@@ -174,7 +181,9 @@ def test_a_json_array_is_decoded_item_by_item_across_reads(monkeypatch: pytest.M
     assert parsed.skipped == [f"item {200 + i}: not a JSON object" for i in range(1, len(numbers) + 1)]
 
 
-@pytest.mark.parametrize(("name", "row"), [("posts.csv", "text\n{}\n"), ("posts.jsonl", '{{"text": "{}"}}\n'), ("posts.json", None)])
+@pytest.mark.parametrize(
+    ("name", "row"), [("posts.csv", "text\n{}\n"), ("posts.jsonl", '{{"text": "{}"}}\n'), ("posts.json", None)]
+)
 def test_a_file_over_the_row_limit_is_refused_after_reading_only_its_start(name: str, row: str | None) -> None:
     texts = [f"post number {i}" for i in range(100_000)]
     if row is None:
@@ -199,7 +208,7 @@ def test_file_rows_that_make_no_post_are_skipped_and_listed() -> None:
 
 
 def test_a_file_that_is_not_utf8_or_has_no_format_is_refused() -> None:
-    with pytest.raises(FileRejected, match="posts.csv is not UTF-8 text"):
+    with pytest.raises(FileRejected, match=r"posts\.csv is not UTF-8 text"):
         read_file_posts(upload(b"text\n\xff\xfe oops\n", "posts.csv"))
     with pytest.raises(FileRejected, match=r"cannot tell the format of 'posts.xlsx'"):
         read_file_posts(upload(b"PK...", "posts.xlsx"))

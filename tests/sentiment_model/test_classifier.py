@@ -84,7 +84,7 @@ def test_empty_input_and_token_less_text(model: SentimentClassifier) -> None:
 def test_quantized_model_mostly_agrees(tiny_model_path: Path, model: SentimentClassifier) -> None:
     quantized = SentimentClassifier.load(str(tiny_model_path), quantize=True)
     assert quantized.name == "tiny-int8"
-    agree = sum(a.label == b.label for a, b in zip(quantized.predict(TEXTS), model.predict(TEXTS)))
+    agree = sum(a.label == b.label for a, b in zip(quantized.predict(TEXTS), model.predict(TEXTS), strict=True))
     assert agree / len(TEXTS) >= 0.8
 
 
@@ -95,9 +95,7 @@ def test_missing_file_says_how_to_build_it(tmp_path: Path) -> None:
     assert isinstance(error.value, RuntimeError)
 
 
-def test_uncached_pretrained_model_fails_fast_without_network(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_uncached_pretrained_model_fails_fast_without_network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import flair
 
     url = classifier_module.PRETRAINED_URLS["sentiment"]
@@ -137,7 +135,9 @@ def test_reachability_check_gives_up_on_a_server_that_never_answers(monkeypatch:
 
     monkeypatch.setattr(classifier_module.requests, "head", hangs)
     answers: list[str | None] = []
-    check = threading.Thread(target=lambda: answers.append(classifier_module._reachable("http://flair.example/m.pt", 0.1)))
+    check = threading.Thread(
+        target=lambda: answers.append(classifier_module._reachable("http://flair.example/m.pt", 0.1))
+    )
     try:
         check.start()
         check.join(30)  # a deadline for this test, far beyond the probe's own
