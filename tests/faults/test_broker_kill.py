@@ -49,6 +49,9 @@ WATCHDOG_EXIT = ("Stuck in Kafka", "exit code 75", "restarting in")
 # coordinator has moved (seen: INVALID_TXN_STATE on the abort of a rebalance), which only a new producer clears.
 COORDINATOR_FAILOVER_EXITS = ("exit code 75", "FATAL")
 FATAL_TRANSACTION_ERRORS = ("Error during Kafka transaction operation",)
+# Under at-least-once, Quix ends a worker whose offset commit the dying group coordinator refused (seen once in
+# four CI runs); its successor re-reads from the last committed offset, so the cost is duplicates, never a loss.
+REFUSED_COMMIT_EXITS = ("CheckpointConsumerCommitError",)
 RATE = 40.0  # posts/s: steady, well within what two tiny-model workers score on two busy cores
 # While the node is down, the stream must go on: this many seconds' worth of posts delivered and (unless a
 # worker may restart meanwhile) scored before it comes back; as much again delivered after.
@@ -76,7 +79,8 @@ def choose_victim(settings: Settings, role: str) -> int:
 def test_a_broker_killed_mid_stream_and_restarted_loses_nothing(
     guarantee: str, victim_role: str, three_nodes: ThreeNodes, fault_settings: Settings, tmp_path: Path
 ) -> None:
-    kill_one_broker_mid_stream(guarantee, victim_role, three_nodes, fault_settings, tmp_path)
+    exits = REFUSED_COMMIT_EXITS if victim_role == "group-coordinator" else ()
+    kill_one_broker_mid_stream(guarantee, victim_role, three_nodes, fault_settings, tmp_path, exits_allowed=exits)
 
 
 @pytest.mark.parametrize("coordinator", ["group-coordinator", "transaction-coordinator"])
@@ -88,7 +92,9 @@ def test_exactly_once_survives_the_death_of_a_coordinator(
     # with the new coordinator elected within 10 s); the watchdog then ends the worker and the supervisor starts
     # a fresh one, which finds the new coordinator.
     settings = fault_settings.model_copy(update={"transaction_stall_seconds": 15.0})
-    kill_one_broker_mid_stream("exactly-once", coordinator, three_nodes, settings, tmp_path, workers_may_restart=True)
+    kill_one_broker_mid_stream(
+        "exactly-once", coordinator, three_nodes, settings, tmp_path, exits_allowed=COORDINATOR_FAILOVER_EXITS
+    )
 
 
 def kill_one_broker_mid_stream(
@@ -97,8 +103,10 @@ def kill_one_broker_mid_stream(
     three_nodes: ThreeNodes,
     fault_settings: Settings,
     tmp_path: Path,
-    workers_may_restart: bool = False,
+    exits_allowed: tuple[str, ...] = (),
 ) -> None:
+    """``exits_allowed``: what may end a worker while the node is down (parts of the supervisor's "ended, ..."
+    line); with none, no worker may end."""
     settings = fault_settings.model_copy(update={"processing_guarantee": guarantee})
     log = tmp_path / "pipeline.log"
     producer = PostProducer(
@@ -130,7 +138,7 @@ def kill_one_broker_mid_stream(
             "the producer to keep delivering with one node of three down",
             interval=1.0,
         )
-        if not workers_may_restart:
+        if "exit code 75" not in exits_allowed:  # a worker the watchdog ends stalls its partitions for a while
             wait_for(
                 lambda: len(read_all(settings, settings.topic_results)) >= results_at_kill + RATE * DOWN_S,
                 120,
@@ -177,24 +185,24 @@ def kill_one_broker_mid_stream(
     assert sum(accounting.produced.values()) == stats.delivered + 1  # + the canary
     letters = read_all(settings, settings.topic_dead_letters)
     assert letters and all(RejectReason.TEXT_TOO_LONG.value in m.value().decode() for m in letters)
-    if workers_may_restart:
-        text = log.read_text(errors="replace")
-        ended = re.findall(r" classify worker \d+ \(pid \d+\) ended, (.*); restarting in", text)
-        unexplained = [cause for cause in ended if not any(known in cause for known in COORDINATOR_FAILOVER_EXITS)]
-        assert not unexplained, f"workers ended for another reason than the coordinator's death: {unexplained}"
-        # Each fatal error ends its worker with one traceback; no other traceback may appear.
-        assert text.count("Traceback (most recent call last)") == sum("FATAL" in cause for cause in ended), (
-            f"log: {log}"
-        )
-        expected = (
-            *BROKER_CONNECTION_ERRORS,
-            *WATCHDOG_EXIT,
-            *FATAL_TRANSACTION_ERRORS,
-            "Traceback (most recent call last)",
-        )
-        assert not log_problems(log, expected=expected), f"unexpected errors in {log}"
-    else:
-        assert restarts == 0, f"no worker may die of one broker's crash; log: {log}"
-        assert not log_problems(log, expected=BROKER_CONNECTION_ERRORS), f"unexpected errors in {log}"
+    text = log.read_text(errors="replace")
+    ended = re.findall(r" classify worker \d+ \(pid \d+\) ended, (.*); restarting in", text)
+    assert len(ended) >= restarts
+    unexplained = [cause for cause in ended if not any(known in cause for known in exits_allowed)]
+    assert not unexplained, (
+        f"workers ended for another reason than the {victim_role}'s death: {unexplained}; log: {log}"
+    )
+    # Each error that ends a worker leaves one traceback (the watchdog's exit 75 none); no other may appear.
+    assert text.count("Traceback (most recent call last)") == sum("exit code 75" not in cause for cause in ended), (
+        f"log: {log}"
+    )
+    expected = (
+        *BROKER_CONNECTION_ERRORS,
+        *exits_allowed,
+        *(WATCHDOG_EXIT if "exit code 75" in exits_allowed else ()),
+        *(FATAL_TRANSACTION_ERRORS if "FATAL" in exits_allowed else ()),
+        *(("Traceback (most recent call last)",) if ended else ()),
+    )
+    assert not log_problems(log, expected=expected), f"unexpected errors in {log}"
     if guarantee == "exactly-once":
         assert accounting.duplicates == 0, f"exactly-once produced duplicates: {accounting.summary()}"
