@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test test-fast lint setup model bench kafka-start kafka-stop kafka-status pipeline producer clean help
+.PHONY: run test test-fast lint setup model model-card bench kafka-start kafka-stop kafka-status pipeline producer clean help
 
 run: setup ## set up, start local Kafka, build the model if missing, run pipeline + producer
 	$(PY) run.py
@@ -27,11 +27,15 @@ setup: $(INSTALLED) ## virtualenv with pinned requirements, and the Kafka jars
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+	@echo "Installing the pinned environment into $(VENV) (a few minutes the first time: torch is large)..."
+	$(PY) -m pip install --disable-pip-version-check --progress-bar on -r requirements.txt -r requirements-dev.txt
 	touch $@
 
-model: setup ## build the offline sentiment model (skipped when already built)
+model: setup ## build the offline sentiment models into models/: quick (~2 min), then full (~20 min); skips built ones
 	$(PY) -m sentiment_model.build
+
+model-card: $(INSTALLED) ## render the full model's card (models/) into docs/model-card.md, the only command that writes it
+	$(PY) -m sentiment_model.build --card-only
 
 bench: model ## run the benchmarks (about 15 minutes) with a profile of the pipeline worker; writes docs/benchmarks/
 	$(PY) -m bench --profile

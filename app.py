@@ -16,6 +16,7 @@ navigation = st.navigation(
         st.Page("pages/live.py", title="Live sentiment", icon=":material/monitoring:", default=True),
         st.Page("pages/producer.py", title="Producer", icon=":material/send:"),
         st.Page("pages/analyze.py", title="Analyze text", icon=":material/edit_note:"),
+        st.Page("pages/models.py", title="Models", icon=":material/model_training:"),
         st.Page("pages/monitoring.py", title="Kafka monitoring", icon=":material/dns:"),
     ]
 )

@@ -1,10 +1,13 @@
 """``make run``: the whole product on this machine, stopped by one Ctrl-C.
 
-Starts local Kafka (unless SENTISTREAM_BOOTSTRAP_SERVERS names a cluster), builds the offline model
-if it is the configured one and missing, then runs the pipeline, and the Streamlit app (whose
-producer starts at once) or, with ``--no-app``, a producer process. Everything it started, it stops,
-in an order that leaves nothing half done: first the producer (which flushes what it sent), then the
-pipeline once it has scored every queued post (a second Ctrl-C skips that wait), then Kafka.
+Starts local Kafka (unless SENTISTREAM_BOOTSTRAP_SERVERS names a cluster), then at once the pipeline, the
+Streamlit app (whose producer starts at once) or, with ``--no-app``, a producer process, and, when the
+offline models are not built yet, their build in the background (the quick model first, then the full
+one). Until a model is there the pipeline waits and posts queue in Kafka; it starts scoring the moment the
+first model is ready and switches to the better one when that is. Everything it started, it stops, in an
+order that leaves nothing half done: first the producer (which flushes what it sent), then the build
+(the next run starts it again), then the pipeline once it has scored every queued post (a second Ctrl-C
+skips that wait), then Kafka.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from common.settings import PROJECT_ROOT, Settings, get_settings
 from common.topics import KafkaUnreachable, ensure_topics, group_lag
 from kafka_local.__main__ import DEFAULT_HOME, DEFAULT_LIBS
 from kafka_local.cluster import KafkaLauncherError, LocalCluster
+from sentiment_model import registry
 
 logger = logging.getLogger("run")
 
@@ -75,6 +79,14 @@ def _drain(settings: Settings, pipeline: subprocess.Popen, hurry: Callable[[], b
         )
 
 
+def _needs_build(settings: Settings) -> bool:
+    """The configured model is the product's own (``auto`` or one of its names) and some of them are not built."""
+    spec = settings.model
+    ours = spec == registry.AUTO or spec in registry.PROFILE_OF or Path(spec).stem in registry.PROFILE_OF
+    missing = [name for name in registry.PROFILE_OF if registry.resolve(name, settings.models_dir) is None]
+    return ours and bool(missing)
+
+
 def main(argv: list[str] | None = None) -> int:
     configure_logging()
     args = _parser().parse_args(argv)
@@ -83,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     cluster = LocalCluster(DEFAULT_HOME, DEFAULT_LIBS) if settings.uses_local_kafka else None
     pipeline: subprocess.Popen | None = None
     source: subprocess.Popen | None = None  # the app (with its producer) or the producer process
+    build: subprocess.Popen | None = None
     stop_requests = 0
 
     def request_stop(*_: object) -> None:
@@ -101,14 +114,15 @@ def main(argv: list[str] | None = None) -> int:
                 spec = cluster.start(nodes=args.nodes)
                 logger.info("Local Kafka serving at %s", spec.bootstrap_servers)
         ensure_topics(settings)
-        if settings.model.endswith(".pt") and not Path(settings.model).exists():
-            logger.info(
-                "Building the offline sentiment model into %s, once (about 20 minutes on 2 cores)...", settings.model
-            )
-            subprocess.run([sys.executable, "-m", "sentiment_model.build"], cwd=PROJECT_ROOT, check=True)
-
         env = {**os.environ, "SENTISTREAM_PRODUCER_RATE": str(rate)}
         pipeline = _start([sys.executable, "-m", "pipeline", "--workers", str(args.workers)], env)
+        if _needs_build(settings):
+            logger.info(
+                "Building the offline models in %s in the background: the quick one (about 2 minutes), then the "
+                "full one (about 20 minutes on 2 cores); the pipeline starts scoring with the first one ready",
+                settings.models_dir,
+            )
+            build = _start([sys.executable, "-m", "sentiment_model.build"], env)
         if args.no_app:
             source = _start([sys.executable, "-m", "producer", "--rate", str(rate)], env)
         else:
@@ -120,6 +134,14 @@ def main(argv: list[str] | None = None) -> int:
                 if child.poll() is not None:
                     logger.error("%s exited with %d; stopping", " ".join(child.args[1:4]), child.returncode)
                     stop_requests += 1
+            if build is not None and build.poll() is not None:
+                if build.returncode == 0:
+                    logger.info("The models are built (cards in %s)", settings.models_dir)
+                else:
+                    logger.error(
+                        "The model build failed (exit %d); its log is in %s", build.returncode, settings.models_dir
+                    )
+                build = None
             time.sleep(0.5)
     except (KafkaLauncherError, KafkaUnreachable, subprocess.CalledProcessError) as exc:
         logger.error("%s", exc)
@@ -127,8 +149,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if source is not None:
             _stop(source)
+        if build is not None:
+            _stop(build)
+            logger.info("Stopped the model build; the next run starts it again")
         if pipeline is not None:
-            if source is not None:
+            if source is not None and registry.resolve(settings.model, settings.models_dir) is not None:
                 _drain(settings, pipeline, hurry=lambda: stop_requests > 1)
             _stop(pipeline)
         if cluster:

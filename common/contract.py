@@ -100,6 +100,7 @@ class SentimentResult(_Message):
     label: Label
     score: float = Field(ge=0.0, le=1.0, description="confidence of the label")
     model: str
+    model_version: str | None = Field(default=None, description="the build of the model (None: not versioned)")
     created_at: float = Field(description="post created at its source")
     produced_at: float = Field(description="post written to Kafka (its message timestamp)")
     processed_at: float = Field(description="the model finished scoring the post")
@@ -175,6 +176,7 @@ class WorkerState(StrEnum):
     RESTARTING = "restarting"  # exited; starts again after its back-off
     CRASH_LOOPING = "crash_looping"  # restarted crash_loop_restarts times or more within the crash-loop window
     STOPPED = "stopped"
+    WAITING = "waiting"  # a classifier with no model to load yet (PipelineStatus.waiting_for_model says why)
 
 
 class WorkerStatus(_Message):
@@ -213,6 +215,21 @@ class PipelineStatus(_Message):
     interval_seconds: float
     stopping: bool = False
     workers: list[WorkerStatus]
+    model: str | None = Field(default=None, description="what the classifier workers load; None: no model yet")
+    model_version: str | None = Field(default=None, description="the build of that model (a .pt file's)")
+    waiting_for_model: str | None = Field(default=None, description="why no classifier runs yet, if so")
+
+
+class ModelChoice(_Message):
+    """The model the pipeline should serve, chosen in the app: the last one on the control topic (compacted,
+    key ``MODEL_CHOICE_KEY``) wins over ``SENTISTREAM_MODEL``. ``model`` is a spec (``sentiment_model.registry``)."""
+
+    model: str = Field(min_length=1, max_length=1000)
+    chosen_at: float
+    by: str = Field(default="", max_length=200)
+
+
+MODEL_CHOICE_KEY = b"model"
 
 
 class InvalidPost(ValueError):

@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 LOCAL_BOOTSTRAP_SERVERS = "127.0.0.1:9092"
-DEFAULT_MODEL_PATH = PROJECT_ROOT / "models" / "sentistream-minilm-3class.pt"
+MODELS_DIR = PROJECT_ROOT / "models"
 
 
 class Settings(BaseSettings):
@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     topic_dead_letters: str = "posts.dead-letters"
     topic_stats: str = "sentiment.stats"
     topic_pipeline_status: str = Field(default="pipeline.status", description="the supervisors' heartbeats (compacted)")
+    topic_pipeline_control: str = Field(
+        default="pipeline.control", description="the app's instructions to the pipeline: the model to serve (compacted)"
+    )
     replication_factor: int | None = Field(
         default=None, ge=1, description="of the project's topics; unset = min(3, brokers in the cluster)"
     )
@@ -92,9 +95,12 @@ class Settings(BaseSettings):
 
     # --- Model ------------------------------------------------------------------------------
     model: str = Field(
-        default=str(DEFAULT_MODEL_PATH),
-        description="Flair pretrained name (sentiment, sentiment-fast) or path to a .pt file",
+        default="auto",
+        description="auto (the best model built in models_dir; the pipeline waits for the first), the name of a "
+        "model in models_dir, a path to a .pt file, or a Flair pretrained name (sentiment, sentiment-fast). "
+        "A choice made in the app (the control topic) overrides it.",
     )
+    models_dir: Path = Field(default=MODELS_DIR, description="where the build writes models, cards and progress")
     torch_threads: int = Field(default=2, ge=1)
     model_quantize: bool = Field(default=False, description="int8 dynamic quantisation of Linear layers")
 

@@ -37,6 +37,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             1,
             {"cleanup.policy": "compact,delete", "retention.ms": str(24 * 3600 * 1000)},
         ),
+        # The app's latest choice of model: kept until replaced (compacted, never deleted by age).
+        TopicSpec(settings.topic_pipeline_control, 1, {"cleanup.policy": "compact"}),
     ]
 
 
@@ -117,6 +119,7 @@ def with_own_topics(settings: Settings) -> Settings:
             "topic_dead_letters": f"{settings.topic_dead_letters}.{suffix}",
             "topic_stats": f"{settings.topic_stats}.{suffix}",
             "topic_pipeline_status": f"{settings.topic_pipeline_status}.{suffix}",
+            "topic_pipeline_control": f"{settings.topic_pipeline_control}.{suffix}",
             "consumer_group": f"{settings.consumer_group}-{suffix}",
         }
     )

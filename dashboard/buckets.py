@@ -1,11 +1,13 @@
 """Running aggregates of results in per-second, per-source buckets, kept for a bounded horizon.
 
 A bucket is one flat list: label counts, the polarity sum, the confidence histogram, the latency
-histogram. Adding a result is a few increments; reading a time range sums buckets with numpy.
+histogram. Adding a result is a few increments; reading a time range sums buckets with numpy. Beside each
+bucket, a count per model (and version) that scored its results.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
@@ -20,6 +22,17 @@ CONFIDENCE_START = POLARITY + 1
 LATENCY_START = CONFIDENCE_START + CONFIDENCE_BINS
 ROW_SIZE = LATENCY_START + LATENCY_BINS
 OTHER_SOURCE = "(other)"
+OTHER_MODEL = ("(other models)", None)
+
+ModelKey = tuple[str, str | None]  # a model's name and version, as its results say
+
+
+def model_key(record: ResultRecord) -> ModelKey:
+    return record.model, record.model_version
+
+
+def count_models(records: Iterable[ResultRecord]) -> Counter[ModelKey]:
+    return Counter(model_key(record) for record in records)
 
 
 @dataclass(frozen=True)
@@ -59,13 +72,17 @@ class BucketSeries:
 
 
 class SecondBuckets:
-    """Not thread-safe: its owner serialises access. ``max_sources`` caps memory; more go to (other)."""
+    """Not thread-safe: its owner serialises access. ``max_sources`` and ``max_models`` cap memory; more sources
+    go to (other), more models to (other models)."""
 
-    def __init__(self, horizon_seconds: int, max_sources: int = 32):
+    def __init__(self, horizon_seconds: int, max_sources: int = 32, max_models: int = 32):
         self.horizon_seconds = horizon_seconds
         self.max_sources = max_sources
+        self.max_models = max_models
         self._buckets: dict[int, dict[str, list[float]]] = {}
+        self._models: dict[int, dict[str, Counter[ModelKey]]] = {}  # second -> source -> results per model
         self._sources: set[str] = set()
+        self._model_keys: set[ModelKey] = set()
         self._cutoff = 0
 
     @property
@@ -94,12 +111,19 @@ class SecondBuckets:
         row[POLARITY] += record.polarity
         row[CONFIDENCE_START + confidence_bin(record.score)] += 1
         row[LATENCY_START + latency_bin(record.latency)] += 1
+        model = model_key(record)
+        if model not in self._model_keys:
+            if len(self._model_keys) >= self.max_models:
+                model = OTHER_MODEL
+            self._model_keys.add(model)
+        self._models.setdefault(second, {}).setdefault(source, Counter())[model] += 1
 
     def prune(self, now: float) -> None:
         """Forget the seconds older than the horizon."""
         self._cutoff = int(now) - self.horizon_seconds
         for second in [second for second in self._buckets if second < self._cutoff]:
             del self._buckets[second]
+            self._models.pop(second, None)
 
     def copy_rows(self, since: float, sources: Collection[str] | None = None) -> list[tuple[int, list[float]]]:
         """(second, row) copies for the seconds from ``since`` and the chosen sources (None = all); quick."""
@@ -111,6 +135,17 @@ class SecondBuckets:
                     if sources is None or source in sources:
                         copied.append((second, row.copy()))
         return copied
+
+    def count_models(self, since: float, sources: Collection[str] | None = None) -> Counter[ModelKey]:
+        """Results per model (and version) in the seconds from ``since``, for the chosen sources (None = all)."""
+        start = int(since)
+        total: Counter[ModelKey] = Counter()
+        for second, by_source in self._models.items():
+            if second >= start:
+                for source, counts in by_source.items():
+                    if sources is None or source in sources:
+                        total.update(counts)
+        return total
 
 
 def series_from_rows(rows: Iterable[tuple[int, list[float]]]) -> BucketSeries:

@@ -173,3 +173,54 @@ def latency(frame: pd.DataFrame) -> go.Figure:
         )
     figure.update_yaxes(rangemode="tozero", ticksuffix=" s")
     return _style(figure, "End-to-end latency (s)")
+
+
+def confusion_matrix(
+    labels: list[str], rows: list[list[int]], title: str = "Confusion matrix (held-out test)"
+) -> go.Figure:
+    """A heatmap of counts, true labels down, predicted across; each cell shows its count and its share of the row."""
+    counts = np.array(rows, dtype=float)
+    totals = counts.sum(axis=1, keepdims=True)
+    shares = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+    figure = go.Figure(
+        go.Heatmap(
+            z=shares.tolist(),
+            x=labels,
+            y=labels,
+            zmin=0,
+            zmax=1,
+            colorscale="Blues",
+            showscale=False,
+            text=[
+                [f"{int(n):,}<br>{share:.0%}" for n, share in zip(row, share_row, strict=True)]
+                for row, share_row in zip(counts, shares, strict=True)
+            ],
+            texttemplate="%{text}",
+            textfont={"size": 14},
+            hovertemplate="true %{y}, predicted %{x}: %{text}<extra></extra>",
+        )
+    )
+    figure.update_xaxes(title="predicted", side="bottom")
+    figure.update_yaxes(title="true", autorange="reversed")
+    figure = _style(figure, title, height=320)
+    figure.update_layout(hovermode="closest")
+    return figure
+
+
+def source_accuracy(frame: pd.DataFrame, title: str = "Accuracy by source (held-out test)") -> go.Figure:
+    """Horizontal bars of accuracy per data source (``frame``: source, accuracy)."""
+    figure = go.Figure(
+        go.Bar(
+            x=frame["accuracy"].tolist(),
+            y=frame["source"].tolist(),
+            orientation="h",
+            marker_color="#5dade2",
+            text=[f"{value:.1%}" for value in frame["accuracy"]],
+            textposition="auto",
+        )
+    )
+    figure.update_xaxes(range=[0, 1], tickformat=".0%", dtick=0.25)
+    figure.update_yaxes(automargin=True)
+    figure = _style(figure, title, height=max(200, 60 + 36 * len(frame)))
+    figure.update_layout(hovermode="closest", margin={"r": 30})  # room for the last tick, 100%
+    return figure

@@ -2,9 +2,9 @@
 
 No page talks to Kafka while it renders. However many tabs are open, the cluster is asked once every
 ``monitor_interval_seconds``, with short timeouts, for its brokers, partitions and offsets, the lag and
-members of the pipeline's two consumer groups, and the pipeline supervisors' heartbeats. A page renders
-the latest snapshot at once; when Kafka stops answering, the snapshot keeps the last good data and says
-how old it is.
+members of the pipeline's two consumer groups, the pipeline supervisors' heartbeats and the app's latest
+choice of model (the control topic). A page renders the latest snapshot at once; when Kafka stops answering,
+the snapshot keeps the last good data and says how old it is.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from dataclasses import dataclass, replace
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
+from pydantic import ValidationError
 
+from common.contract import MODEL_CHOICE_KEY, ModelChoice
 from common.settings import Settings
 from dashboard.background import BackgroundThread, ThreadHealth
 from dashboard.monitoring import (
@@ -39,7 +41,7 @@ logger = logging.getLogger(__name__)
 # Each request's timeout: short, so that a poll of a dead cluster ends in seconds, yet long enough for a
 # busy broker to answer.
 REQUEST_TIMEOUT_SECONDS = 3.0
-# Longest a poll spends catching up on the status topic; the next poll goes on where it stopped.
+# Longest a poll spends catching up on the status and control topics; the next poll goes on where it stopped.
 HEARTBEAT_READ_SECONDS = 2.0
 
 
@@ -58,6 +60,10 @@ class ClusterSnapshot:
     # What Kafka did not answer although it answered the rest (a group coordinator still loading, say): those
     # parts are from the poll before, or missing.
     problems: tuple[str, ...] = ()
+    # The app's latest choice of model on the control topic (None: none made, or withdrawn: the settings decide).
+    model_choice: ModelChoice | None = None
+    # The control topic has been read to its end at least once: ``model_choice`` is what Kafka holds.
+    control_read: bool = False
 
     @property
     def kafka_ok(self) -> bool:
@@ -72,11 +78,15 @@ NO_SNAPSHOT = ClusterSnapshot(None, None, None, None, {}, None, None, None)
 
 
 class StatusTopicReader:
-    """Follows the pipeline status topic from its beginning into the latest heartbeat per supervisor."""
+    """Follows the pipeline status topic from its beginning into the latest heartbeat per supervisor, and the
+    control topic into the latest model choice (both compacted: each is read whole once, then followed)."""
 
     def __init__(self, settings: Settings):
         self.topic = settings.topic_pipeline_status
+        self.control_topic = settings.topic_pipeline_control
         self.heartbeats = Heartbeats(settings.consumer_group)
+        self.choice: ModelChoice | None = None
+        self.control_read = False  # read to the end of the control topic at least once
         self._consumer = Consumer(
             {
                 **settings.kafka_client_config(),
@@ -86,29 +96,55 @@ class StatusTopicReader:
                 "error_cb": lambda error: logger.debug("Status reader: %s", error.str()),
             }
         )
-        self._assigned: set[int] = set()
+        self._assigned: set[tuple[str, int]] = set()
+
+    @property
+    def topics(self) -> tuple[str, str]:
+        return self.topic, self.control_topic
 
     def catch_up(self, partitions: list[Partition], timeout: float) -> None:
         """Read up to the end offsets just polled (or until ``timeout``: the next call goes on)."""
-        new = [p.partition for p in partitions if p.partition not in self._assigned]
+        new = [(p.topic, p.partition) for p in partitions if (p.topic, p.partition) not in self._assigned]
         if new:
-            self._consumer.incremental_assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in new])
+            self._consumer.incremental_assign([TopicPartition(topic, p, OFFSET_BEGINNING) for topic, p in new])
             self._assigned.update(new)
         # An empty partition has nothing to read; the others are read until the position reaches the end.
-        ends = {p.partition: p.end_offset for p in partitions if p.end_offset > p.start_offset}
+        ends = {(p.topic, p.partition): p.end_offset for p in partitions if p.end_offset > p.start_offset}
         deadline = time.monotonic() + timeout
-        while ends and time.monotonic() < deadline:
-            positions = self._consumer.position([TopicPartition(self.topic, p) for p in ends])
-            if all(tp.offset >= ends[tp.partition] for tp in positions):
-                return
+        caught_up = not ends
+        while not caught_up and time.monotonic() < deadline:
+            positions = self._consumer.position([TopicPartition(topic, p) for topic, p in ends])
+            caught_up = all(tp.offset >= ends[(tp.topic, tp.partition)] for tp in positions)
+            if caught_up:
+                break
             for message in self._consumer.consume(num_messages=500, timeout=0.1):
                 if message.error() is None:
-                    self.heartbeats.add(message.key(), message.value())
+                    self._add(message.topic(), message.key(), message.value())
                 elif message.error().code() != KafkaError._PARTITION_EOF:
                     raise KafkaException(message.error())
+        if caught_up and any(p.topic == self.control_topic for p in partitions):
+            self.control_read = True
+
+    def _add(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+        if topic == self.topic:
+            self.heartbeats.add(key, value)
+        elif key == MODEL_CHOICE_KEY:  # the control topic; other keys are other instructions (or noise)
+            self.choice = parse_choice(value, self.choice)
 
     def close(self) -> None:
         self._consumer.close()
+
+
+def parse_choice(value: bytes | None, previous: ModelChoice | None) -> ModelChoice | None:
+    """The model choice after a record under MODEL_CHOICE_KEY: a tombstone withdraws it (the settings decide
+    again), an invalid value changes nothing (anyone can write to the topic), as the pipeline reads it."""
+    if value is None:
+        return None
+    try:
+        return ModelChoice.model_validate_json(value)
+    except ValidationError as exc:
+        logger.debug("Ignoring a record on the control topic that is not a ModelChoice: %s", exc.errors()[0]["msg"])
+        return previous
 
 
 class ClusterMonitor:
@@ -174,9 +210,9 @@ class ClusterMonitor:
                 groups[field] = getattr(previous, field)
                 problems.append(f"consumer group {group}: {kafka_error_text(exc)}")
         try:
-            status.catch_up([p for p in cluster.partitions if p.topic == status.topic], HEARTBEAT_READ_SECONDS)
+            status.catch_up([p for p in cluster.partitions if p.topic in status.topics], HEARTBEAT_READ_SECONDS)
         except KafkaException as exc:
-            problems.append(f"status topic {status.topic}: {kafka_error_text(exc)}")
+            problems.append(f"status and control topics: {kafka_error_text(exc)}")
         now = time.time()
         members = (
             [member.instance_id for member in groups["pipeline_group"].members] if groups["pipeline_group"] else []
@@ -184,7 +220,17 @@ class ClusterMonitor:
         pipeline = interpret(status.heartbeats.latest(), members, now)
         rates = throughput.update(cluster.end_offsets(), cluster.taken_at)
         snapshot = ClusterSnapshot(
-            now, now, None, cluster, rates, groups["pipeline_group"], groups["stats_group"], pipeline, tuple(problems)
+            now,
+            now,
+            None,
+            cluster,
+            rates,
+            groups["pipeline_group"],
+            groups["stats_group"],
+            pipeline,
+            tuple(problems),
+            status.choice,
+            status.control_read,
         )
         with self._lock:
             recovered = self._snapshot.error is not None

@@ -25,6 +25,7 @@ MAX_SUPERVISORS = 100  # remembered; every supervisor start is a new instance id
 
 class PipelineState(StrEnum):
     RUNNING = "running"
+    WAITING_FOR_MODEL = "waiting_for_model"  # live, but no classifier runs: no model to load yet (posts wait)
     CRASH_LOOPING = "crash_looping"
     RESTARTING = "restarting"
     STOPPED = "stopped"  # its supervisor said so: a clean stop
@@ -46,6 +47,20 @@ class PipelineHealth:
     # The live supervisors; when none is live, the one that reported last (what it said before it went).
     supervisors: tuple[PipelineStatus, ...]
     live: bool  # ``supervisors`` are live
+
+    @property
+    def waiting_for_model(self) -> tuple[str, ...]:
+        """Why live supervisors run no classifier yet (one reason per supervisor that waits)."""
+        if not self.live:
+            return ()
+        return tuple(status.waiting_for_model for status in self.supervisors if status.waiting_for_model)
+
+    @property
+    def served_models(self) -> tuple[str, ...]:
+        """What the live supervisors' classifiers serve (paths or pretrained names), each once, in order."""
+        if not self.live:
+            return ()
+        return tuple(dict.fromkeys(status.model for status in self.supervisors if status.model))
 
 
 def is_live(status: PipelineStatus, now: float) -> bool:
@@ -73,13 +88,15 @@ def interpret(heartbeats: Iterable[PipelineStatus], members: Collection[str | No
         looping = [item for item in workers if item.worker.state is WorkerState.CRASH_LOOPING]
         restarting = [item for item in workers if item.worker.state is WorkerState.RESTARTING]
         running = [item.worker for item in workers if item.worker.state is WorkerState.RUNNING]
+        classifiers = sum(worker.role == "classify" for worker in running)
         if looping:
             state = PipelineState.CRASH_LOOPING
         elif restarting:
             state = PipelineState.RESTARTING
+        elif not classifiers and any(status.waiting_for_model for status in live):
+            state = PipelineState.WAITING_FOR_MODEL
         else:
             state = PipelineState.RUNNING if running else PipelineState.STOPPED
-        classifiers = sum(worker.role == "classify" for worker in running)
         return PipelineHealth(state, classifiers, lingering, tuple(looping + restarting), tuple(live), live=True)
     latest = max(known, key=lambda status: status.sent_at, default=None)
     last_words = (latest,) if latest is not None else ()

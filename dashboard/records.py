@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import sys
 from typing import NamedTuple
 
 import orjson
@@ -26,6 +27,8 @@ class ResultRecord(NamedTuple):
     score: float
     produced_at: float
     available_at: float
+    model: str = ""  # the model that scored it, and its version (None: the result does not say)
+    model_version: str | None = None
 
     @property
     def latency(self) -> float:
@@ -63,6 +66,7 @@ def parse_result(value: bytes | None, available_at: float) -> ResultRecord | Non
         label = document["label"]
         if label not in LABEL_INDEX:
             raise ValueError(f"unknown label {label!r}")
+        version = document.get("model_version")
         return ResultRecord(
             str(document["post_id"]),
             str(document["author"]),
@@ -72,6 +76,9 @@ def parse_result(value: bytes | None, available_at: float) -> ResultRecord | Non
             float(document["score"]),
             float(document["produced_at"]),
             available_at,
+            # The same few names on every record of the ring: interned, each is held once.
+            sys.intern(str(document.get("model") or "")),
+            sys.intern(str(version)) if version is not None else None,
         )
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         logger.warning("Ignoring a malformed result message: %r", exc)

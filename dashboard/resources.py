@@ -15,6 +15,7 @@ import streamlit as st
 from common.settings import Settings, get_settings
 from dashboard.adhoc import AdhocSubmitter
 from dashboard.cluster_monitor import ClusterMonitor
+from dashboard.model_control import BuildLauncher, ChoicePublisher, PretrainedChecker
 from dashboard.producer_control import ProducerHolder
 from dashboard.results_feed import ResultsFeed
 
@@ -39,6 +40,10 @@ def _stop_monitor(monitor: ClusterMonitor) -> None:
 
 def _stop_producer(holder: ProducerHolder) -> None:
     holder.stop()
+
+
+def _close_publisher(publisher: ChoicePublisher) -> None:
+    publisher.close()
 
 
 @st.cache_resource(show_spinner=False, on_release=_stop_feed)
@@ -70,6 +75,21 @@ def _submitter(key: str, _settings: Settings) -> AdhocSubmitter:
     return AdhocSubmitter(_settings)
 
 
+@st.cache_resource(show_spinner=False, on_release=_close_publisher)
+def _choice_publisher(key: str, _settings: Settings) -> ChoicePublisher:
+    return ChoicePublisher(_settings)
+
+
+@st.cache_resource(show_spinner=False)
+def _build_launcher(key: str, _settings: Settings) -> BuildLauncher:
+    return BuildLauncher(_settings)
+
+
+@st.cache_resource(show_spinner=False)
+def _pretrained_checker() -> PretrainedChecker:
+    return PretrainedChecker()
+
+
 def results_feed() -> ResultsFeed:
     return _results_feed(_key(), settings())
 
@@ -84,3 +104,15 @@ def cluster_monitor() -> ClusterMonitor:
 
 def submitter() -> AdhocSubmitter:
     return _submitter(_key(), settings())
+
+
+def choice_publisher() -> ChoicePublisher:
+    return _choice_publisher(_key(), settings())
+
+
+def build_launcher() -> BuildLauncher:
+    return _build_launcher(_key(), settings())
+
+
+def pretrained_checker() -> PretrainedChecker:
+    return _pretrained_checker()

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 import uuid
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
@@ -22,7 +22,14 @@ from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, Me
 
 from common.settings import Settings
 from dashboard.background import BackgroundThread, ThreadHealth
-from dashboard.buckets import BucketSeries, SecondBuckets, series_from_records, series_from_rows
+from dashboard.buckets import (
+    BucketSeries,
+    ModelKey,
+    SecondBuckets,
+    count_models,
+    series_from_records,
+    series_from_rows,
+)
 from dashboard.dedup import RecentIds
 from dashboard.records import DeadLetterRecord, ResultRecord, parse_dead_letter, parse_result
 
@@ -49,6 +56,7 @@ class LiveSnapshot:
     since: float
     now: float
     author_filtered: bool = False  # the series came from the ring of recent results only
+    models: Counter[ModelKey] | None = None  # results per (model, version) in the series; None: not counted
 
 
 class ResultsFeed:
@@ -153,6 +161,7 @@ class ResultsFeed:
         author_set = set(authors) if authors else None
         with self._lock:
             rows = None if author_set else self._buckets.copy_rows(since, source_set)
+            models = None if author_set else self._buckets.count_models(since, source_set)
             ring = list(self._ring)
         matching = [
             record
@@ -162,7 +171,14 @@ class ResultsFeed:
             and (author_set is None or record.author in author_set)
         ]
         series = series_from_records(matching, since) if rows is None else series_from_rows(rows)
-        return LiveSnapshot(series, matching[: -latest - 1 : -1], since, now, author_filtered=author_set is not None)
+        return LiveSnapshot(
+            series,
+            matching[: -latest - 1 : -1],
+            since,
+            now,
+            author_filtered=author_set is not None,
+            models=count_models(matching) if models is None else models,
+        )
 
     def choices(self, recent: int = 2000) -> tuple[list[str], list[str]]:
         """Filter choices: every source seen, and the authors of the ``recent`` newest results."""

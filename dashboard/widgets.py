@@ -1,4 +1,4 @@
-"""Streamlit pieces every page shares: the status bar (Kafka, pipeline, producer, feed) and alerts."""
+"""Streamlit pieces every page shares: the status bar (Kafka, pipeline, model, producer, feed), banners and alerts."""
 
 from __future__ import annotations
 
@@ -11,18 +11,21 @@ from streamlit.runtime.pages_manager import PagesManager
 
 from common.contract import WorkerState
 from common.settings import Settings
-from dashboard import charts, resources
+from dashboard import charts, models, resources
 from dashboard.alerts import Thresholds, evaluate
 from dashboard.background import ThreadHealth
 from dashboard.cluster_monitor import ClusterSnapshot
 from dashboard.pipeline_health import PipelineHealth, PipelineState, TroubledWorker
 from dashboard.producer_control import ProducerState
+from sentiment_model import registry
+from sentiment_model.registry import BuildProgress, BuiltModel
 
 THRESHOLDS_KEY = "alert_thresholds"
 RAN_THROUGH_APP_KEY = "ran_through_app"
 ERROR_CHARS = 600  # of a worker's last error in the banner; the monitoring page's table has it whole
 THREAD_NAMES = {"cluster-monitor": "cluster monitor", "results-feed": "live results feed"}
 PIPELINE_BADGES = {  # label, icon, colour
+    PipelineState.WAITING_FOR_MODEL: ("Pipeline waiting for a model", ":material/hourglass_top:", "orange"),
     PipelineState.CRASH_LOOPING: ("Pipeline crash-looping", ":material/sync_problem:", "red"),
     PipelineState.RESTARTING: ("Pipeline restarting", ":material/restart_alt:", "orange"),
     PipelineState.STOPPED: ("Pipeline stopped", ":material/stop_circle:", "red"),
@@ -106,8 +109,34 @@ def worker_text(item: TroubledWorker, window_seconds: float, now: float) -> str:
     return "\n".join(lines)
 
 
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,80}")  # a model name fit for a badge (which is Markdown)
+
+
+def _model_badge(pipeline: PipelineHealth, built: list[BuiltModel]) -> None:
+    """The model the live pipeline serves, when it serves one: named if this app knows it."""
+    served = pipeline.served_models
+    if not served:
+        return
+    known = [models.find_built(model, built) for model in served]
+    names = [
+        model.name if model is not None else name if name in registry.PRETRAINED else "another model"
+        for model, name in zip(known, served, strict=True)
+    ]
+    shown = ", ".join(name if SAFE_NAME.fullmatch(name) or name == "another model" else "a model" for name in names)
+    quick = any(model is not None and models.is_quick(model) for model in known)
+    st.badge(
+        f"Model: {shown}{' (quick, less accurate)' if quick else ''}",
+        icon=":material/model_training:",
+        color="orange" if quick else "blue",
+    )
+
+
 def _badges(
-    snapshot: ClusterSnapshot, threads: list[ThreadHealth], producer: ProducerState, last_result_at: float | None
+    snapshot: ClusterSnapshot,
+    threads: list[ThreadHealth],
+    producer: ProducerState,
+    last_result_at: float | None,
+    built: list[BuiltModel],
 ) -> None:
     if not snapshot.kafka_ok:
         st.badge(
@@ -130,6 +159,8 @@ def _badges(
     else:
         label, icon, color = PIPELINE_BADGES[pipeline.state]
         st.badge(label, icon=icon, color=color)
+    if pipeline is not None:
+        _model_badge(pipeline, built)
     if producer.running and producer.stats is not None:
         st.badge(f"Producer: {producer.stats.rate:.0f} posts/s", icon=":material/play_circle:", color="blue")
     else:
@@ -143,9 +174,22 @@ def _badges(
             )
 
 
-def _pipeline_banner(pipeline: PipelineHealth, settings: Settings, now: float) -> None:
+def waiting_posts(lag: int | None) -> str:
+    if lag is None:
+        return "Posts wait in Kafka"
+    return f"{lag:,} post{'s' * (lag != 1)} {'are' if lag != 1 else 'is'} waiting in Kafka"
+
+
+def _pipeline_banner(pipeline: PipelineHealth, settings: Settings, now: float, lag: int | None) -> None:
     start_hint = "Posts wait in Kafka until it starts (python -m pipeline)."
-    if pipeline.state is PipelineState.CRASH_LOOPING:
+    if pipeline.state is PipelineState.WAITING_FOR_MODEL:
+        st.info(
+            f"The pipeline is waiting for a model. {waiting_posts(lag)} and will be scored as soon as the model is "
+            "ready.",
+            icon=":material/hourglass_top:",
+        )
+        st.text("Waiting for a model: " + "; ".join(dict.fromkeys(pipeline.waiting_for_model)))
+    elif pipeline.state is PipelineState.CRASH_LOOPING:
         st.error(
             "The pipeline is crash-looping: a worker keeps failing and its supervisor keeps restarting it. "
             "Posts wait in Kafka meanwhile.",
@@ -178,6 +222,45 @@ def _pipeline_banner(pipeline: PipelineHealth, settings: Settings, now: float) -
             st.text(worker_text(item, settings.crash_loop_window_seconds, now))
 
 
+def _build_banners(building: list[BuildProgress]) -> None:
+    """One banner per model build that runs now (``registry.read_progress``), with its progress bar."""
+    for progress in building:
+        with st.container(key=f"build-banner-{progress.name}"):
+            st.info(models.banner_text(progress), icon=":material/model_training:")
+            details = [
+                f"epoch {progress.epoch}/{progress.epochs}" if progress.epoch is not None and progress.epochs else "",
+                f"loss {progress.loss:.4f}" if progress.loss is not None else "",
+                f"dev macro-F1 {progress.dev_macro_f1:.3f}" if progress.dev_macro_f1 is not None else "",
+            ]
+            st.progress(
+                min(max(progress.percent / 100, 0.0), 1.0),
+                text=", ".join(detail for detail in details if detail) or None,
+            )
+
+
+def _quick_model_banner(pipeline: PipelineHealth, built: list[BuiltModel], building: list[BuildProgress]) -> None:
+    """Say so when the quick model is what the pipeline serves: no one must take its figures for the full one's."""
+    quick = [
+        model
+        for served in pipeline.served_models
+        if (model := models.find_built(served, built)) is not None and models.is_quick(model)
+    ]
+    if not quick:
+        return
+    model = quick[0]
+    f1 = models.macro_f1(model)
+    full = models.full_model(built)
+    full_f1 = models.macro_f1(full) if full is not None else None
+    comparison = f" (the full model: {full_f1:.3f})" if full_f1 is not None else ""
+    building_full = any(models.build_kind(progress) == "full" for progress in building)
+    st.warning(
+        f"Sentiment is scored by the **quick model** {literal(model.name)}: held-out macro-F1 "
+        f"{f'{f1:.3f}' if f1 is not None else 'not measured'}{comparison}, less accurate than the full model."
+        + (" The full model is being built." if building_full else ""),
+        icon=":material/speed:",
+    )
+
+
 def _thread_banners(threads: list[ThreadHealth], now: float) -> None:
     for thread in threads:
         if thread.failing:
@@ -201,13 +284,16 @@ def status_bar() -> None:
     settings = resources.settings()
     monitor = resources.cluster_monitor()
     snapshot = monitor.snapshot()
+    lag = snapshot.pipeline_group.total_lag if snapshot.kafka_ok and snapshot.pipeline_group else None
     feed = resources.results_feed()
     feed_status = feed.status()
     threads = [monitor.thread_health(), feed_status.thread]
     now = time.time()
+    built = registry.built_models(settings.models_dir)
+    building = models.live_builds(settings.models_dir)
 
     with st.container(horizontal=True, key="status-bar"):
-        _badges(snapshot, threads, resources.producer_holder().state(), feed_status.last_result_at)
+        _badges(snapshot, threads, resources.producer_holder().state(), feed_status.last_result_at, built)
 
     if snapshot.taken_at is None:
         st.info(f"Connecting to Kafka at {literal(settings.brokers)}…", icon=":material/sync:")
@@ -219,12 +305,13 @@ def status_bar() -> None:
         )
         st.text(f"{data_age(snapshot, now)}\nLast error: {snapshot.error}")
     else:
-        _pipeline_banner(snapshot.pipeline, settings, now)
+        _pipeline_banner(snapshot.pipeline, settings, now, lag)
+        _quick_model_banner(snapshot.pipeline, built, building)
         if not feed_status.connected:
             st.info("The live results feed is connecting to the results topic…", icon=":material/sync:")
+    _build_banners(building)
     _thread_banners(threads, now)
 
     limits = thresholds()
-    lag = snapshot.pipeline_group.total_lag if snapshot.kafka_ok and snapshot.pipeline_group else None
     for alert in evaluate(feed.snapshot(limits.window_seconds).series, now, lag, limits):
         st.error(f"**{alert.title}** — {alert.detail}", icon=":material/notifications_active:")

@@ -69,6 +69,40 @@ def headline(snapshot: LiveSnapshot, frame: pd.DataFrame) -> None:
             st.metric(f"Latency p{q}", format_latency(latency_percentile(latency_hist, q)), border=True)
 
 
+def models_table(snapshot: LiveSnapshot) -> None:
+    """Which models (and versions) scored the posts in view: during a rollout, more than one."""
+    counts = snapshot.models
+    if not counts:
+        return
+    total = sum(counts.values())
+    # Model names come from the results (Kafka data): a table shows them as text.
+    table = pd.DataFrame(
+        [
+            {"model": model or "(not named)", "version": version or "–", "posts": posts, "share": posts / total}
+            for (model, version), posts in counts.most_common()
+        ]
+    )
+    st.caption(
+        "Scored by"
+        + (" (from the most recent results held in memory)" if snapshot.author_filtered else "")
+        + f": {len(table)} model{'s' * (len(table) != 1)}"
+    )
+    st.dataframe(
+        table,
+        hide_index=True,
+        width=760,
+        key="live-models",
+        column_config={
+            "model": st.column_config.TextColumn("Model", width="medium"),
+            "version": st.column_config.TextColumn("Version", width="small"),
+            "posts": st.column_config.NumberColumn("Posts", format="%d", width="small"),
+            "share": st.column_config.ProgressColumn(
+                "Share", min_value=0.0, max_value=1.0, format="percent", width="small"
+            ),
+        },
+    )
+
+
 def latest_table(snapshot: LiveSnapshot) -> None:
     # User text goes through st.dataframe only: rendered as text, never as markdown or HTML.
     table = pd.DataFrame(
@@ -116,6 +150,7 @@ def live_view(window: int, sources: list[str], authors: list[str]) -> None:
     headline(snapshot, frame)
     if snapshot.author_filtered:
         st.caption("Author filter: computed from the most recent results held in memory.")
+    models_table(snapshot)
     left, middle, right = st.columns(3)
     left.plotly_chart(charts.label_share(frame), key="chart-share", theme=None)
     middle.plotly_chart(charts.mean_score(frame), key="chart-mean", theme=None)

@@ -47,6 +47,9 @@ class BatchClassifier(Protocol):
     @property
     def name(self) -> str: ...
 
+    @property
+    def version(self) -> str | None: ...
+
     def predict(self, texts: Sequence[str], batch_size: int = ...) -> Sequence[Prediction]: ...
 
 
@@ -166,6 +169,7 @@ class ClassifierSink(BaseSink):
                 "label": prediction.label,
                 "score": prediction.score,
                 "model": self._classifier.name,
+                "model_version": self._classifier.version,
                 "created_at": post.created_at,
                 "produced_at": pending.produced_at,
                 "processed_at": processed_at,

@@ -7,6 +7,12 @@ slot's next process runs in careful mode, which pins a repeated crash to one mes
 counts crashes per message in the poison ledger (``pipeline.poison``). Restarts are counted over a window,
 and a worker restarted ``crash_loop_restarts`` times in it is reported as crash-looping. Every
 ``status_interval_seconds`` the supervisor publishes its workers' states to the status topic.
+
+The classifier workers serve the model the app chose last (the control topic), else ``SENTISTREAM_MODEL``
+(``pipeline.model_choice``). Until that model exists (``auto`` before the first build) no classifier runs and
+posts wait in Kafka; when the model to serve changes (a better one built, another chosen), the classifiers
+stop cleanly, committing their last checkpoint, and their successors load the new one: the switch happens
+at a checkpoint boundary, so no post is lost or scored twice.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import Any
 from common.contract import PipelineStatus, WorkerRole, WorkerState, WorkerStatus
 from common.settings import Settings
 from pipeline.instance import WorkerIdentity, claim_instance
+from pipeline.model_choice import ChoiceReader, ModelSelector, Target
 from pipeline.status import StatusPublisher
 from pipeline.watchdog import STUCK_EXIT_CODE
 from pipeline.worker import STATE_RESET_EXIT_CODE, WorkerFiles, ledger_for
@@ -94,6 +101,10 @@ class Supervisor:
         self.workers: list[Worker] = []
         self._stopping = False
         self._ledger = ledger_for(settings)
+        self._selector: ModelSelector | None = None
+        self._served: Target | None = None  # what the classifier workers load
+        self._waiting_for: str | None = None  # why no classifier runs yet
+        self._unavailable: Target | None = None  # a choice not (yet) loadable, while another model is served
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         logger.info("Received %s: stopping workers", signal.Signals(signum).name)
@@ -112,6 +123,7 @@ class Supervisor:
             slots[role] += 1
             self.workers.append(Worker(identity, WorkerFiles(self.settings.state_dir, identity)))
         publisher = StatusPublisher(self.settings)
+        self._selector = ModelSelector(self.settings, ChoiceReader(self.settings) if self._classifier_workers else None)
         started_at = time.time()
         logger.info(
             "Supervisor %s: %d classifier worker(s)%s",
@@ -131,29 +143,70 @@ class Supervisor:
             publisher.publish(self._status(instance.name, started_at))
         finally:
             publisher.close()
+            self._selector.close()
             instance.release()
         return 0
 
     # --- keeping the workers running -----------------------------------------------------------------
 
     def _tend(self) -> bool:
-        """Notice exits and start what is due; True if anything changed."""
-        changed = False
+        """Notice exits, follow the model to serve and start what is due; True if anything changed."""
+        changed = self._follow_model()
         now = time.monotonic()
         for worker in self.workers:
             code = worker.process.poll() if worker.process else None
             if worker.process is not None and code is not None:
                 self._on_exit(worker, code, now)
                 changed = True
+            if worker.role == "classify" and self._served is None:
+                continue  # no model yet: the posts wait in Kafka
             if worker.process is None and now >= worker.restart_at:
                 self._start(worker)
                 changed = True
         return changed
 
+    def _follow_model(self) -> bool:
+        """Serve the model to serve; True if that changed."""
+        if self._selector is None or not self._classifier_workers:
+            return False
+        target = self._selector.target()
+        if target.model is None:
+            if self._served is None:
+                if target.waiting_for != self._waiting_for:
+                    logger.info("Waiting for a model: %s; posts wait in Kafka meanwhile", target.waiting_for)
+                    self._waiting_for = target.waiting_for
+                    return True
+            elif target != self._unavailable:
+                logger.warning("%s; still serving %s", target.waiting_for, self._served.model)
+                self._unavailable = target
+            return False
+        self._unavailable = None
+        if self._served is not None and (target.model, target.version) == (self._served.model, self._served.version):
+            return False
+        if self._served is None:
+            logger.info("Serving model %s (version %s)", target.model, target.version)
+        else:
+            logger.info(
+                "Switching model: %s (version %s) -> %s (version %s); the classifiers stop at their next checkpoint",
+                self._served.model,
+                self._served.version,
+                target.model,
+                target.version,
+            )
+            self._stop([worker for worker in self.workers if worker.role == "classify"])
+        self._served, self._waiting_for = target, None
+        for worker in self.workers:
+            if worker.role == "classify":
+                worker.restart_at = 0.0  # a switch is no crash: start at once
+        return True
+
     def _start(self, worker: Worker) -> None:
         worker.files.in_flight.take()  # left by a process of an earlier supervisor: not this one's to count
         worker.files.take_crash_report()
-        worker.process = subprocess.Popen(worker.command())
+        environment = None
+        if worker.role == "classify" and self._served is not None and self._served.model is not None:
+            environment = {**os.environ, "SENTISTREAM_MODEL": self._served.model}
+        worker.process = subprocess.Popen(worker.command(), env=environment)
         worker.started_at = time.monotonic()
         logger.info(
             "Started %s worker %d (pid %d)%s",
@@ -241,6 +294,8 @@ class Supervisor:
         settled = worker.process is not None and now - worker.started_at >= HEALTHY_RUN_SECONDS
         if self._stopping and worker.process is None:
             state = WorkerState.STOPPED
+        elif worker.role == "classify" and self._served is None:
+            state = WorkerState.WAITING
         elif len(worker.restarts) >= self.settings.crash_loop_restarts and not settled:
             state = WorkerState.CRASH_LOOPING
         elif worker.process is None:
@@ -275,10 +330,17 @@ class Supervisor:
             interval_seconds=self.settings.status_interval_seconds,
             stopping=self._stopping,
             workers=[self._worker_status(worker, now) for worker in self.workers],
+            model=self._served.model if self._served is not None else None,
+            model_version=self._served.version if self._served is not None else None,
+            waiting_for_model=self._waiting_for if self._served is None else None,
         )
 
     def _stop_all(self, timeout: float = 30.0) -> None:
-        running = [w.process for w in self.workers if w.process and w.process.poll() is None]
+        self._stop(self.workers, timeout)
+
+    def _stop(self, workers: list[Worker], timeout: float = 30.0) -> None:
+        """Stop ``workers`` cleanly (SIGTERM: each commits its last checkpoint and leaves the group)."""
+        running = [w.process for w in workers if w.process and w.process.poll() is None]
         for process in running:
             process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout
@@ -289,7 +351,7 @@ class Supervisor:
                 logger.warning("Worker %d did not stop in %.0f s; killing it", process.pid, timeout)
                 process.kill()
                 process.wait()
-        for worker in self.workers:
+        for worker in workers:
             worker.process = None
             worker.files.take_crash_report()
             worker.files.in_flight.take()

@@ -24,6 +24,7 @@ from common.settings import Settings
 from pipeline.application import classifier_application, statistics_application, statistics_state_dir
 from pipeline.classifier_sink import BatchClassifier, is_out_of_memory
 from pipeline.instance import WorkerIdentity
+from pipeline.model_choice import target_for
 from pipeline.poison import InFlight, Ledger, PoisonGate
 from pipeline.watchdog import watch_transactions
 
@@ -85,9 +86,14 @@ def ledger_for(settings: Settings) -> Ledger:
 
 
 def run_classifier(settings: Settings, identity: WorkerIdentity, careful: bool) -> None:
-    from sentiment_model.classifier import SentimentClassifier  # torch/flair: only this process kind pays for it
+    # torch/flair: only this process kind pays for them
+    from sentiment_model.classifier import ModelNotFound, SentimentClassifier
 
-    classifier = SentimentClassifier.load(settings.model, settings.torch_threads, quantize=settings.model_quantize)
+    # Under a supervisor the model is resolved already; a worker run on its own resolves its spec itself.
+    model = target_for(settings.model, settings.models_dir)
+    if model.model is None:
+        raise ModelNotFound(str(model.waiting_for))
+    classifier = SentimentClassifier.load(model.model, settings.torch_threads, quantize=settings.model_quantize)
     files = WorkerFiles(settings.state_dir, identity)
     if settings.processing_guarantee == "exactly-once":
         watch_transactions(settings.transaction_stall_seconds)

@@ -19,28 +19,22 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import logging
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import requests
+import requests  # noqa: F401  (tests/sentiment_model/test_classifier.py patches requests.head through this module)
 import torch
+
+from sentiment_model.pretrained import PRETRAINED_URLS, REACHABILITY_TIMEOUT_S, cached_file, pretrained_unavailable
+from sentiment_model.pretrained import reachable as _reachable
+from sentiment_model.registry import model_version
 
 if TYPE_CHECKING:
     from flair.models import TextClassifier
 
 logger = logging.getLogger(__name__)
-
-# Mirrors TextClassifier._fetch_model in flair 0.15.1 for the English sentiment models.
-_FLAIR_MODELS = "https://nlp.informatik.hu-berlin.de/resources/models"
-PRETRAINED_URLS = {
-    "sentiment": f"{_FLAIR_MODELS}/sentiment-curated-distilbert/sentiment-en-mix-distillbert_4.pt",
-    "en-sentiment": f"{_FLAIR_MODELS}/sentiment-curated-distilbert/sentiment-en-mix-distillbert_4.pt",
-    "sentiment-fast": f"{_FLAIR_MODELS}/sentiment-curated-fasttext-rnn/sentiment-en-mix-ft-rnn_v8.pt",
-}
-REACHABILITY_TIMEOUT_S = 5.0
 
 
 class ModelNotFound(RuntimeError):
@@ -57,40 +51,20 @@ class Prediction:
     score: float
 
 
-def _reachable(url: str, timeout: float) -> str | None:
-    """None if the URL answers 200 to HEAD within `timeout`, else why not."""
-    outcome: list[str | None] = []
-
-    def probe() -> None:
-        try:
-            response = requests.head(url, timeout=timeout, allow_redirects=True, headers={"User-Agent": "Flair"})
-            outcome.append(None if response.status_code == 200 else f"HTTP {response.status_code}")
-        except requests.RequestException as exc:
-            outcome.append(f"{type(exc).__name__}: {exc}")
-
-    # requests' timeout does not bound name resolution; a daemon thread bounds everything.
-    thread = threading.Thread(target=probe, daemon=True)
-    thread.start()
-    thread.join(timeout + 1.0)
-    return outcome[0] if outcome else f"no answer within {timeout:.0f} s"
-
-
 def _load_pretrained(name: str) -> TextClassifier:
     import flair
     from flair.models import TextClassifier
 
-    url = PRETRAINED_URLS[name]
-    cached = flair.cache_root / "models" / url.rsplit("/", 1)[1]
-    if not cached.exists():
-        problem = _reachable(url, REACHABILITY_TIMEOUT_S)
-        if problem is not None:
-            raise ModelUnavailable(
-                f"Flair pretrained model {name!r} is not cached at {cached} and its server cannot be reached "
-                f"({problem}). Either connect this machine to the internet once so Flair downloads and caches "
-                "it, or use the offline model: unset SENTISTREAM_MODEL (the default is the project's own "
-                "model, built by `make model`) or set it to the path of a .pt file."
-            )
-        logger.info("downloading Flair model %r from %s", name, url)
+    # _reachable looked up here, at the call: tests replace it to simulate an outage.
+    problem = pretrained_unavailable(name, flair.cache_root, REACHABILITY_TIMEOUT_S, probe=_reachable)
+    if problem is not None:
+        raise ModelUnavailable(
+            f"{problem} Either connect this machine to the internet once so Flair downloads and caches "
+            "it, or use the offline model: unset SENTISTREAM_MODEL (the default is the project's own "
+            "model, built by `make model`) or set it to the path of a .pt file."
+        )
+    if not cached_file(name, flair.cache_root).exists():
+        logger.info("downloading Flair model %r from %s", name, PRETRAINED_URLS[name])
     return TextClassifier.load(name)
 
 
@@ -110,10 +84,11 @@ def _load_file(path: Path) -> TextClassifier:
 class SentimentClassifier:
     """A Flair text classifier behind a small, batch-oriented API with upper-case labels."""
 
-    def __init__(self, model: TextClassifier, name: str):
+    def __init__(self, model: TextClassifier, name: str, version: str | None = None):
         self._model = model
         self._label_type = model.label_type
         self._name = name
+        self._version = version
 
     @classmethod
     def load(cls, spec: str, torch_threads: int = 2, quantize: bool = False) -> SentimentClassifier:
@@ -122,20 +97,27 @@ class SentimentClassifier:
         torch.set_num_threads(torch_threads)
         if spec in PRETRAINED_URLS:
             model, name = _load_pretrained(spec), spec
+            version = Path(PRETRAINED_URLS[spec]).stem  # Flair names a model's file by its release
         else:
             path = Path(spec).expanduser()
             model, name = _load_file(path), path.stem
+            version = model_version(path)
         model.eval()
         if quantize:
             # inplace: deep-copying a Flair model fails.
             torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
             name += "-int8"
-        logger.info("loaded sentiment model %s (label type %r)", name, model.label_type)
-        return cls(model, name)
+        logger.info("loaded sentiment model %s, version %s (label type %r)", name, version, model.label_type)
+        return cls(model, name, version)
 
     @property
     def name(self) -> str:
         return self._name
+
+    @property
+    def version(self) -> str | None:
+        """Which build of the model: its file's (``registry.model_version``), or a pretrained model's release."""
+        return self._version
 
     @property
     def labels(self) -> list[str]:

@@ -103,7 +103,9 @@ def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterS
 
 
 def fresh_settings(bootstrap_servers: str, state_dir: Path, **overrides: object) -> Settings:
-    """Settings for ``bootstrap_servers`` with topics and a consumer group of their own (created here)."""
+    """Settings for ``bootstrap_servers`` with topics and a consumer group of their own (created here), and a
+    models folder of their own (empty: never the checkout's models)."""
+    overrides = {"models_dir": state_dir.parent / "models", **overrides}
     return with_own_topics(Settings(bootstrap_servers=bootstrap_servers, state_dir=state_dir, **overrides))
 
 

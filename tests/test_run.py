@@ -16,6 +16,7 @@ from common.settings import Settings
 from common.topics import group_lag
 from producer.producer import PostProducer
 from producer.sources import synthetic_posts
+from sentiment_model import registry
 from tests.processes import free_port, running, wait_healthy
 from tests.topic_reader import read_all
 from tests.waiting import wait_for
@@ -50,7 +51,7 @@ def test_ctrl_c_stops_the_producer_first_and_lets_the_pipeline_score_every_post(
     queued = PostProducer(run_settings, synthetic_posts(), rate=None, stats_interval=None).run(count=BACKLOG)
     assert queued.delivered == BACKLOG
     with running(run_settings, "run", "--no-app", "--rate", "20", log=log, stop_timeout=150) as product:
-        wait_for(lambda: "Producing to" in log.read_text(), 60, "the producer to start")
+        wait_for(lambda log=log: "Producing to" in log.read_text(), 60, "the producer to start")
         children = signal_from_terminal(product, signal.SIGINT, timeout=150)
     output = log.read_text()
     assert product.returncode == 0, output[-3000:]
@@ -84,3 +85,33 @@ def test_the_app_is_served_and_closing_the_terminal_stops_everything(run_setting
     assert product.returncode == 0, output[-3000:]
     assert f"sentistream is up: open http://127.0.0.1:{port}" in output
     assert len(children) == 4 and not still_running(children)
+
+
+def build_progress(settings: Settings) -> registry.BuildProgress | None:
+    found = [p for p in registry.read_progress(settings.models_dir) if p.name == registry.QUICK_MODEL]
+    return found[0] if found else None
+
+
+def test_with_no_model_the_product_runs_at_once_and_ctrl_c_stops_the_build_which_the_next_run_restarts(
+    settings: Settings, tmp_path: Path
+) -> None:
+    auto = settings.model_copy(update={"model": "auto", "torch_threads": 1})
+    for run in (1, 2):
+        log = tmp_path / f"run-{run}.log"
+        with running(auto, "run", "--no-app", "--rate", "5", log=log, stop_timeout=150) as product:
+            building = wait_for(
+                lambda: (p := build_progress(auto)) and p.state == "running" and p.is_live() and p,
+                120,
+                "the quick model's build to run",
+            )
+            # The product did not wait for the build: the producer and the pipeline run, posts wait in Kafka.
+            wait_for(lambda log=log: "Producing to" in log.read_text(), 60, "the producer to start")
+            wait_for(lambda log=log: "Waiting for a model" in log.read_text(), 60, "the pipeline to wait")
+            children = signal_from_terminal(product, signal.SIGINT, timeout=150)
+        assert product.returncode == 0, log.read_text()[-3000:]
+        assert not still_running(children), "the build, the pipeline and the producer stopped with run.py"
+        stopped = build_progress(auto)
+        assert stopped is not None and stopped.state == "stopped" and stopped.pid == building.pid
+        assert not list(auto.models_dir.glob("*.pt")) and not list(auto.models_dir.glob("*.partial"))
+        assert "Stopped the model build; the next run starts it again" in log.read_text()
+        assert group_lag(auto, auto.consumer_group, auto.topic_posts) > 0, "the posts wait for a model"

@@ -12,12 +12,26 @@ from confluent_kafka import Producer
 
 from common.contract import Post
 from common.settings import Settings, get_settings
+from sentiment_model import pretrained
+from tests.processes import free_port
 
 TEXTS = [
     "I absolutely love this, what a wonderful day!",
     "This is the worst service I have ever had, awful.",
     "The meeting is scheduled for 3pm on Tuesday.",
 ]
+
+
+@pytest.fixture(autouse=True)
+def offline_flair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Flair's cache is an empty folder of the test's and its server refuses (a local port nobody listens on): the
+    app's check of a pretrained model (Models page) never reaches the internet. The cache folder is returned."""
+    refusing = f"http://127.0.0.1:{free_port()}"
+    for name, url in list(pretrained.PRETRAINED_URLS.items()):
+        monkeypatch.setitem(pretrained.PRETRAINED_URLS, name, f"{refusing}/{url.rsplit('/', 1)[1]}")
+    cache = tmp_path / "flair-cache"
+    monkeypatch.setenv("FLAIR_CACHE_ROOT", str(cache))
+    return cache
 
 
 def use_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -26,6 +26,9 @@ def heartbeat(
     stopping: bool = False,
     instance: str | None = None,
     host: str = "worker-host",
+    model: str | None = None,
+    model_version: str | None = None,
+    waiting_for_model: str | None = None,
 ) -> PipelineStatus:
     now = time.time()
     return PipelineStatus(
@@ -38,6 +41,9 @@ def heartbeat(
         interval_seconds=interval,
         stopping=stopping,
         workers=list(workers),
+        model=model,
+        model_version=model_version,
+        waiting_for_model=waiting_for_model,
     )
 
 

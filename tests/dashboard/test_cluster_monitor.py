@@ -9,11 +9,12 @@ from collections.abc import Iterator
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from common.contract import WorkerState
+from common.contract import MODEL_CHOICE_KEY, ModelChoice, WorkerState
 from common.settings import Settings
 from common.topics import admin_client, group_lag
 from dashboard import cluster_monitor
 from dashboard.cluster_monitor import ClusterMonitor, ClusterSnapshot
+from dashboard.monitoring import Partition
 from dashboard.pipeline_health import PipelineState
 from dashboard.results_feed import ResultsFeed
 from pipeline.application import STATS_GROUP_SUFFIX
@@ -212,3 +213,50 @@ def test_the_results_feed_outlives_an_unexpected_error_and_counts_nothing_twice(
         )
     finally:
         feed.stop()
+
+
+def test_the_snapshot_holds_the_latest_model_choice_of_the_control_topic(
+    monitor: ClusterMonitor, fast: Settings
+) -> None:
+    def choice_after(*records: tuple[bytes | None, bytes | None]) -> ClusterSnapshot:
+        producer = Producer(fast.kafka_client_config())
+        for key, value in records:
+            producer.produce(fast.topic_pipeline_control, value, key)
+        assert producer.flush(10) == 0
+        return fresh_snapshot(monitor)
+
+    first = fresh_snapshot(monitor)
+    assert (first.control_read, first.model_choice) == (True, None)  # read to its end: no choice made
+    chosen = ModelChoice(model="sentistream-quick", chosen_at=1.0, by="test")
+    assert choice_after((MODEL_CHOICE_KEY, chosen.to_bytes())).model_choice == chosen
+    # What is not a choice under its key changes nothing; the last valid one wins.
+    later = ModelChoice(model="auto", chosen_at=2.0)
+    snapshot = choice_after(
+        (MODEL_CHOICE_KEY, b"\x00garbage"), (b"other-instruction", later.to_bytes()), (None, later.to_bytes())
+    )
+    assert snapshot.model_choice == chosen
+    assert choice_after((MODEL_CHOICE_KEY, later.to_bytes())).model_choice == later
+    # A tombstone withdraws the choice: the settings decide again.
+    assert choice_after((MODEL_CHOICE_KEY, None)).model_choice is None
+    # A new monitor (a server restart) reads the topic from its beginning to the same answer.
+    choice_after((MODEL_CHOICE_KEY, chosen.to_bytes()))
+    again = ClusterMonitor(fast).start()
+    try:
+        assert fresh_snapshot(again).model_choice == chosen
+    finally:
+        again.stop()
+
+
+def test_the_choice_is_known_only_once_the_control_topic_is_read_to_its_end(fast: Settings) -> None:
+    producer = Producer(fast.kafka_client_config())
+    producer.produce(fast.topic_pipeline_control, ModelChoice(model="auto", chosen_at=1.0).to_bytes(), MODEL_CHOICE_KEY)
+    assert producer.flush(10) == 0
+    control = Partition(fast.topic_pipeline_control, 0, 1, (1,), (1,), 0, 1)
+    reader = cluster_monitor.StatusTopicReader(fast)
+    try:
+        reader.catch_up([control], timeout=0)  # no time to read: "no choice" would be a guess
+        assert (reader.control_read, reader.choice) == (False, None)
+        wait_for(lambda: reader.catch_up([control], timeout=1) or reader.control_read, 30, "the topic read to its end")
+        assert reader.choice == ModelChoice(model="auto", chosen_at=1.0)
+    finally:
+        reader.close()

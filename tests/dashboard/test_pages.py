@@ -24,7 +24,7 @@ from tests.processes import running
 from tests.topic_reader import read_all
 from tests.waiting import wait_for
 
-PAGES = ["pages/live.py", "pages/producer.py", "pages/analyze.py", "pages/monitoring.py"]
+PAGES = ["pages/live.py", "pages/producer.py", "pages/analyze.py", "pages/models.py", "pages/monitoring.py"]
 
 
 def open_page(page: str) -> AppTest:
@@ -92,8 +92,10 @@ def test_live_page_shows_the_pipelines_results_counted_once(app_settings: Settin
         send_posts(app_settings, posts)
         rerun_until(app, lambda app: metric(app, "Posts") == "60")
         assert len(app.get("plotly_chart")) == 6
-        latest = app.dataframe[0].value
+        latest = next(frame.value for frame in app.dataframe if "text" in frame.value.columns)
         assert set(latest["text"]) <= {post.text for post in posts} and len(latest) == 60
+        scored_by = next(frame.value for frame in app.dataframe if "share" in frame.value.columns)
+        assert scored_by[["model", "posts"]].values.tolist() == [["tiny", 60]]  # the model the pipeline loaded
         assert {label for labels in latest["label"] for label in labels} <= set(LABELS)
 
         # At-least-once delivery may repeat a result: once the server has read it, the page still counts each post once.

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from common.contract import LABELS
-from sentiment_model.build import PROFILES, build_model, card_path, main, render_markdown
+from sentiment_model import registry
+from sentiment_model.build import DOCS_CARD, EXIT_FAILED, PROFILES, build_model, card_path, main, render_markdown
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +32,13 @@ def test_card_describes_the_build(card: dict[str, Any], tiny_model_path: Path) -
     assert "SHA-256" in card["data"]["split_rule"]
     per_class = card["used"]["train"]["labels"]
     assert per_class == dict.fromkeys(LABELS, PROFILES["tiny"]["max_train"])
+
+
+def test_card_names_the_model_and_when_it_was_built(card: dict[str, Any], tiny_model_path: Path) -> None:
+    assert card["name"] == tiny_model_path.stem == "tiny"
+    # Stamped at the end of the build: after the model file was written, before now.
+    assert tiny_model_path.stat().st_mtime - 1 <= card["built_at"] <= time.time()
+    assert registry.resolve(str(tiny_model_path), tiny_model_path.parent) == str(tiny_model_path)
 
 
 def test_card_metrics_are_consistent(card: dict[str, Any]) -> None:
@@ -59,9 +68,20 @@ def test_markdown_card_carries_the_figures(card: dict[str, Any]) -> None:
 
 def test_finished_build_is_skipped(tiny_model_path: Path, card: dict[str, Any]) -> None:
     built_at = tiny_model_path.stat().st_mtime_ns
+    docs_card = DOCS_CARD.stat().st_mtime_ns
     assert build_model(tiny_model_path, profile="tiny") == card
-    main(["--profile", "tiny", "--out", str(tiny_model_path)])
+    assert main(["--profile", "tiny", "--out", str(tiny_model_path)]) == 0
     assert tiny_model_path.stat().st_mtime_ns == built_at
+    # A build leaves tracked files alone: the docs' card changes only through `make model-card`.
+    assert DOCS_CARD.stat().st_mtime_ns == docs_card
+
+
+def test_card_only_renders_a_built_models_card(tiny_model_path: Path, card: dict[str, Any], tmp_path: Path) -> None:
+    markdown = tmp_path / "card.md"
+    assert main(["--card-only", "--out", str(tiny_model_path), "--markdown", str(markdown)]) == 0
+    assert markdown.read_text() == render_markdown(card)
+    assert time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(card["built_at"])) in markdown.read_text()
+    assert main(["--card-only", "--out", str(tmp_path / "missing.pt"), "--markdown", str(markdown)]) == EXIT_FAILED
 
 
 # The tiny profile, smaller still: training twice is what this test costs.
