@@ -134,7 +134,8 @@ def test_running_out_of_memory_is_not_blamed_on_a_post(
 
 def test_a_result_too_large_for_its_topic_becomes_a_dead_letter(model: SentimentClassifier) -> None:
     written = Written()
-    sink = sink_writing_to(written, model, results_limit=1024 + 300)
+    # Room for a short post's result (about 310 bytes), not for one of 500 characters (about 800).
+    sink = sink_writing_to(written, model, results_limit=1024 + 500)
     feed(sink, ["short and sweet", "long " * 100])
     sink.flush()
     assert len(written.results()) == 1
