@@ -29,6 +29,7 @@ def test_with_own_topics_gives_a_run_names_of_its_own(settings: Settings) -> Non
         other.topic_dead_letters,
         other.topic_stats,
         other.topic_pipeline_status,
+        other.topic_pipeline_control,
         other.consumer_group,
     ]
     shared = [
@@ -37,11 +38,12 @@ def test_with_own_topics_gives_a_run_names_of_its_own(settings: Settings) -> Non
         settings.topic_dead_letters,
         settings.topic_stats,
         settings.topic_pipeline_status,
+        settings.topic_pipeline_control,
         settings.consumer_group,
     ]
     assert not set(own) & set(shared)
     assert all(mine.startswith(theirs) for mine, theirs in zip(own, shared, strict=True))
-    assert set(topic_layout(other)) == set(own[:5])  # created, with the same layout
+    assert set(topic_layout(other)) == set(own[:-1])  # created, with the same layout
     assert other.bootstrap_servers == settings.bootstrap_servers and other.state_dir == settings.state_dir
 
 

@@ -43,7 +43,15 @@ WARNING_INTERVAL_S = 10.0
 SUPPRESSED = re.compile(r" \(\d+ more like this in the last \d+ s\)$")
 # While every node is down, librdkafka and Quix report the lost connections; nothing else may go wrong.
 OUTAGE_ERRORS = (*BROKER_CONNECTION_ERRORS, "brokers are down", "Connect to ipv4")
-KNOWN_OUTAGE_CRASHES = ("Unknown member", "Commit failed: Local: Fatal error")
+# After every node restarts, a worker's commit may be refused: its membership is gone ("Unknown member"), its
+# transactional producer is fatal, or (static membership) the restarted coordinator fences it as if another
+# consumer had its group.instance.id (apache/kafka#23542). Each ends the worker; its successor re-reads from the
+# last committed offset.
+KNOWN_OUTAGE_CRASHES = (
+    "Unknown member",
+    "Commit failed: Local: Fatal error",
+    "Static consumer fenced by other consumer with same group.instance.id",
+)
 
 
 def test_kafka_down_for_a_while_then_back_loses_nothing(
