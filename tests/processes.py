@@ -68,3 +68,28 @@ def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 60.0) -> 
         except OSError:
             time.sleep(0.5)
     raise AssertionError(f"streamlit did not become healthy within {timeout} s")
+
+
+@contextlib.contextmanager
+def streamlit_served(arguments: list[str], environment: dict[str, str]) -> Iterator[str]:
+    """``python <arguments> --server.port P --server.headless true`` serving the app; yields its URL once healthy,
+    and stops it on exit."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, *arguments, "--server.port", str(port), "--server.headless", "true"],
+        cwd=PROJECT_ROOT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, process)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +17,7 @@ from playwright import sync_api
 
 from common.settings import PROJECT_ROOT, Settings
 from tests.conftest import require_tool
-from tests.processes import free_port, running, wait_healthy
+from tests.processes import running, streamlit_served
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -47,25 +45,8 @@ def app_settings(settings: Settings, tiny_model_path: Path) -> Settings:
 
 @pytest.fixture
 def app_url(app_settings: Settings) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true"],
-        cwd=PROJECT_ROOT,
-        env=app_settings.child_environment(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, process)
+    with streamlit_served(["-m", "streamlit", "run", "app.py"], app_settings.child_environment()) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def test_the_dashboard_in_a_browser(chromium: Path, app_settings: Settings, app_url: str, tmp_path: Path) -> None:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,14 +19,14 @@ import pytest
 from playwright import sync_api
 
 from common.contract import WorkerState
-from common.settings import PROJECT_ROOT, Settings
+from common.settings import Settings
 from sentiment_model import pretrained, registry
 from sentiment_model.registry import BuildProgress
 from tests.conftest import require_tool
 from tests.dashboard.conftest import make_posts, send_posts
 from tests.dashboard.heartbeats import heartbeat, publish, worker
 from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
-from tests.processes import free_port, wait_healthy
+from tests.processes import free_port, streamlit_served
 
 QUICK, FULL = registry.QUICK_MODEL, registry.FULL_MODEL
 # Runs the app as `streamlit run` does, with Flair's model URLs pointing where the test says (argv[1]).
@@ -57,25 +55,9 @@ def app_settings(settings: Settings, tiny_model_path: Path, tmp_path: Path) -> S
 def app_url(app_settings: Settings, tmp_path: Path) -> Iterator[str]:
     refusing = f"http://127.0.0.1:{free_port()}"
     urls = ",".join(f"{name}={refusing}/{url.rsplit('/', 1)[1]}" for name, url in pretrained.PRETRAINED_URLS.items())
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-c", LAUNCH, urls, "--server.port", str(port), "--server.headless", "true"],
-        cwd=PROJECT_ROOT,
-        env={**app_settings.child_environment(), "FLAIR_CACHE_ROOT": str(tmp_path / "flair-cache")},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, process)
+    environment = {**app_settings.child_environment(), "FLAIR_CACHE_ROOT": str(tmp_path / "flair-cache")}
+    with streamlit_served(["-c", LAUNCH, urls], environment) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def building(name: str, phase: str, percent: float, eta: float, **fields: object) -> BuildProgress:
