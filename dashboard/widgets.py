@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import datetime
+from pathlib import Path
 
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
@@ -118,11 +119,9 @@ def _model_badge(pipeline: PipelineHealth, built: list[BuiltModel]) -> None:
     if not served:
         return
     known = [models.find_built(model, built) for model in served]
-    names = [
-        model.name if model is not None else name if name in registry.PRETRAINED else "another model"
-        for model, name in zip(known, served, strict=True)
-    ]
-    shown = ", ".join(name if SAFE_NAME.fullmatch(name) or name == "another model" else "a model" for name in names)
+    # A model this app has not built is named by its file (a pretrained name has no suffix: it stays whole).
+    names = [model.name if model is not None else Path(name).stem for model, name in zip(known, served, strict=True)]
+    shown = ", ".join(name if SAFE_NAME.fullmatch(name) else "a model" for name in names)
     quick = any(model is not None and models.is_quick(model) for model in known)
     st.badge(
         f"Model: {shown}{' (quick, less accurate)' if quick else ''}",

@@ -8,6 +8,7 @@ choice is queued to Kafka, a Flair model is checked in the background, a rebuild
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -66,7 +67,7 @@ def serving_section(snapshot: ClusterSnapshot, built: list[BuiltModel], now: flo
             name = models.served_name(first)
             st.metric(
                 "Active model",
-                name if first.built is not None or name in registry.PRETRAINED else "another model",
+                name if first.built is not None or name in registry.PRETRAINED else Path(name).stem,
                 border=True,
                 help="as the pipeline's supervisors report it",
             )
