@@ -137,6 +137,10 @@ def main(argv: list[str] | None = None) -> int:
             if build is not None and build.poll() is not None:
                 if build.returncode == 0:
                     logger.info("The models are built (cards in %s)", settings.models_dir)
+                elif build.returncode == registry.EXIT_BUSY:
+                    logger.info(
+                        "Another process is building the models already; the pipeline serves each one when it is ready"
+                    )
                 else:
                     logger.error(
                         "The model build failed (exit %d); its log is in %s", build.returncode, settings.models_dir

@@ -22,6 +22,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+# The model build's exit codes (``python -m sentiment_model.build``), here so the launcher reads them without torch.
+EXIT_FAILED = 1
+EXIT_BUSY = 75  # sysexits' EX_TEMPFAIL: try again later
+EXIT_STOPPED = 128  # + the signal's number, as a shell reports a process ended by it
+
 AUTO = "auto"
 # What `auto` serves, best first; the build makes them in the opposite order (quick first, so that sentiment
 # shows within minutes, the full model later).
