@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench import first_run
+from common.contract import SentimentResult
 from kafka_local.cluster import ClusterSpec
 from sentiment_model import registry
 from tests.pipeline.test_model_rollout import install
@@ -33,3 +34,23 @@ def test_the_first_run_benchmark_times_the_app_and_the_first_results(
         assert "sentistream is up" in log and "Stopped" not in log.split("sentistream is up")[0]
     table = first_run.markdown({"date": "today", "machine": {"cores": 2, "cpu": "x"}, "figures": figures})
     assert "| first result on the results topic | " in table and "| full model served | not measured |" in table
+
+
+def test_a_result_counts_as_this_runs_only_when_scored_after_its_start() -> None:
+    def result(processed_at: float) -> bytes:
+        return SentimentResult(
+            post_id="p",
+            author="a",
+            source="s",
+            text="t",
+            label="POSITIVE",
+            score=0.9,
+            model="m",
+            created_at=1.0,
+            produced_at=1.0,
+            processed_at=processed_at,
+        ).to_bytes()
+
+    former_run = [result(100.0), b"not a result"]
+    assert not first_run.scored_since(former_run, since=200.0)
+    assert first_run.scored_since([*former_run, result(200.5)], since=200.0)
