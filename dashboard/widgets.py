@@ -179,6 +179,16 @@ def waiting_posts(lag: int | None) -> str:
     return f"{lag:,} post{'s' * (lag != 1)} {'are' if lag != 1 else 'is'} waiting in Kafka"
 
 
+def no_results_hint(pipeline: PipelineHealth | None, producer_running: bool) -> str:
+    """What to do (or wait for) when no result is in view: never "start the producer" to someone whose producer
+    runs and whose posts wait for a model."""
+    if pipeline is not None and pipeline.waiting_for_model:
+        return "The pipeline is waiting for a model (see above): results appear here as soon as it is ready."
+    if producer_running:
+        return "The producer is running: results appear here within seconds of being scored."
+    return "Start the producer (Producer page) or send a text (Analyze text page); results appear here within seconds."
+
+
 def _pipeline_banner(pipeline: PipelineHealth, settings: Settings, now: float, lag: int | None) -> None:
     start_hint = "Posts wait in Kafka until it starts (python -m pipeline)."
     if pipeline.state is PipelineState.WAITING_FOR_MODEL:

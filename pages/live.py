@@ -142,7 +142,9 @@ def live_view(window: int, sources: list[str], authors: list[str]) -> None:
     if snapshot.series.total == 0:
         st.info(
             f"No results in the last {range_name}{' for these filters' if sources or authors else ''} yet. "
-            "Start the producer (Producer page) or send a text (Analyze text page); results appear here within seconds.",
+            + widgets.no_results_hint(
+                resources.cluster_monitor().snapshot().pipeline, resources.producer_holder().state().running
+            ),
             icon=":material/hourglass_empty:",
         )
         return

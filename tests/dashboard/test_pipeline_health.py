@@ -6,6 +6,7 @@ import time
 
 from common.contract import WorkerState
 from dashboard.pipeline_health import Heartbeats, PipelineState, interpret
+from dashboard.widgets import no_results_hint
 from tests.dashboard.heartbeats import heartbeat, worker
 
 
@@ -85,3 +86,12 @@ def test_heartbeats_keep_the_latest_per_supervisor_of_the_group_and_ignore_the_r
     assert {status.instance: status for status in book.latest()} == {"a": new, "b": other}
     book.add(b"b", None)  # a tombstone forgets a supervisor
     assert [status.instance for status in book.latest()] == ["a"]
+
+
+def test_the_live_page_hint_for_no_results_follows_what_the_user_waits_for() -> None:
+    waiting = interpret([heartbeat(worker(0, role="stats"), waiting_for_model="no model built yet")], [], time.time())
+    running = interpret([heartbeat(worker(0))], [], time.time())
+    assert "waiting for a model" in no_results_hint(waiting, producer_running=True)
+    assert "producer is running" in no_results_hint(running, producer_running=True)
+    for pipeline in (running, None):  # None: Kafka not read yet
+        assert "Start the producer" in no_results_hint(pipeline, producer_running=False)
