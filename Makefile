@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test test-fast lint setup model model-card bench kafka-start kafka-stop kafka-status pipeline producer clean help
+.PHONY: run test test-fast lint setup model model-card schema bench kafka-start kafka-stop kafka-status pipeline producer webhook clean help
 
 run: setup ## set up, start local Kafka, build the model if missing, run pipeline + producer
 	$(PY) run.py
@@ -37,8 +37,14 @@ model: setup ## build the offline sentiment models into models/: quick (~2 min),
 model-card: $(INSTALLED) ## render the full model's card (models/) into docs/model-card.md, the only command that writes it
 	$(PY) -m sentiment_model.build --card-only
 
+schema: $(INSTALLED) ## write the message contract's JSON Schema files (docs/contract/) from common/contract.py
+	$(PY) -m common.contract_schema
+
 bench: model ## run the benchmarks (about 15 minutes) with a profile of the pipeline worker; writes docs/benchmarks/
 	$(PY) -m bench --profile
+
+webhook: setup ## serve the HTTP ingestion endpoint on 127.0.0.1:8600 (SENTISTREAM_WEBHOOK_*); Kafka must be running
+	$(PY) -m producer.webhook
 
 kafka-start: setup ## start local Kafka only (NODES=3 for the replicated cluster)
 	$(PY) -m kafka_local start --nodes $(or $(NODES),1)

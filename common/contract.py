@@ -10,6 +10,7 @@ import hashlib
 import json
 import time
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final, Literal
@@ -28,6 +29,12 @@ MAX_JSON_DEPTH = 32
 MAX_CREATED_AT = 253402300799.0
 # The earliest: one millisecond after the epoch. Anything smaller rounds to Kafka timestamp 0 or below.
 MIN_CREATED_AT = 0.001
+# A post's ``lang`` has the shape of a BCP-47 tag (RFC 5646): the primary language subtag, then subtags joined
+# by hyphens; at most the 35 characters RFC 5646 (4.4.1) asks every implementation to hold.
+LANGUAGE_TAG_PATTERN = r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$"
+LANGUAGE_TAG_MAX_CHARS = 35
+# BCP-47's "undetermined": a source that tags a post so says it does not know the language.
+UNDETERMINED_LANGUAGE = "und"
 # Every message the pipeline writes must fit in one Kafka message: librdkafka refuses a key plus value over its
 # message.max.bytes (1,000,000 by default) and a broker one over the topic's max.message.bytes. The pipeline
 # writes to the smaller of the two, less this much for the record's own framing.
@@ -54,21 +61,41 @@ class _Message(BaseModel):
 
 
 class Post(_Message):
-    """A raw social-media post, as a source emits it. Key on the wire: the author."""
+    """A raw social-media post, as a source emits it (JSON on the posts topic).
+
+    Key on the wire: the author, or no key at all (the pipeline then keys its result by the author named here).
+    Fields not listed here are ignored.
+    """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    schema_version: Literal[1] = SCHEMA_VERSION
-    id: str = Field(min_length=1, max_length=128, default_factory=lambda: uuid.uuid4().hex)
-    author: str = Field(min_length=1, max_length=128)
-    source: str = Field(min_length=1, max_length=64)
-    text: str
+    schema_version: Literal[1] = Field(default=SCHEMA_VERSION, description="the contract's version; absent: 1")
+    id: str = Field(
+        min_length=1,
+        max_length=128,
+        default_factory=lambda: uuid.uuid4().hex,
+        description="unique per post (the network's own id where there is one); absent: a random one",
+    )
+    author: str = Field(min_length=1, max_length=128, description="who wrote it; results are keyed by it")
+    source: str = Field(min_length=1, max_length=64, description="the network or system it came from")
+    text: str = Field(
+        description="with at least one visible character; the pipeline dead-letters texts over "
+        "SENTISTREAM_MAX_TEXT_CHARS (5,000 by default)"
+    )
     created_at: float = Field(
         default_factory=time.time,
         ge=MIN_CREATED_AT,
         le=MAX_CREATED_AT,
         allow_inf_nan=False,
-        description="at the source",
+        description="when it was written at its source, UNIX epoch seconds; absent: the Kafka message's timestamp "
+        "(if it has none, the time the pipeline reads it)",
+    )
+    lang: str | None = Field(
+        default=None,
+        max_length=LANGUAGE_TAG_MAX_CHARS,
+        pattern=LANGUAGE_TAG_PATTERN,
+        description="its language as a BCP-47 tag (en, en-US, pt-BR); absent, null or und: unknown. The pipeline "
+        "dead-letters a post whose primary language the model does not read (unsupported_language)",
     )
 
     @field_validator("text")
@@ -120,7 +147,11 @@ class RejectReason(StrEnum):
     EMPTY_TEXT = "empty_text"
     TEXT_TOO_LONG = "text_too_long"
     INVALID_FIELD = "invalid_field"
+    # No longer written: an unkeyed post is keyed by the author its payload names. Kept so that the
+    # dead letters written before still parse.
     MISSING_KEY = "missing_key"
+    # The post's ``lang`` is one the served model does not read (SENTISTREAM_MODEL_LANGUAGES).
+    UNSUPPORTED_LANGUAGE = "unsupported_language"
     # The model raised (or answered wrongly) on this post alone, after its batch was split to isolate it.
     MODEL_ERROR = "model_error"
     # The post's result would not fit in a Kafka message.
@@ -136,6 +167,8 @@ class RejectReason(StrEnum):
 LATER_STAGE_REASONS = frozenset(
     {RejectReason.MODEL_ERROR, RejectReason.RESULT_TOO_LARGE, RejectReason.POISON_MESSAGE, RejectReason.INVALID_RESULT}
 )
+# Reasons the pipeline no longer gives (see each one).
+RETIRED_REASONS = frozenset({RejectReason.MISSING_KEY})
 
 
 class DeadLetter(_Message):
@@ -262,8 +295,20 @@ _PYDANTIC_REASONS = {
 }
 
 
-def decode_post(raw: bytes | None, max_text_chars: int) -> Post:
-    """Turn the bytes of a raw-topic message into a :class:`Post`, or raise :class:`InvalidPost`."""
+def _post_time(timestamp_ms: int | None) -> float | None:
+    """A Kafka timestamp in seconds, if a post may have it as its creation time (-1 and 0 are no timestamp)."""
+    if timestamp_ms is None:
+        return None
+    seconds = timestamp_ms / 1000
+    return seconds if MIN_CREATED_AT <= seconds <= MAX_CREATED_AT else None
+
+
+def decode_post(raw: bytes | None, max_text_chars: int, timestamp_ms: int | None = None) -> Post:
+    """Turn the bytes of a raw-topic message into a :class:`Post`, or raise :class:`InvalidPost`.
+
+    ``timestamp_ms``, the message's Kafka timestamp, is the creation time of a post that gives none (a foreign
+    producer's); without a usable one, the time of decoding is.
+    """
     if not raw:
         raise InvalidPost(RejectReason.EMPTY_PAYLOAD, "message has no value (null or zero bytes)")
     try:
@@ -291,6 +336,8 @@ def decode_post(raw: bytes | None, max_text_chars: int) -> Post:
             RejectReason.UNKNOWN_SCHEMA_VERSION,
             f"schema_version {version!r} is not supported (expected {SCHEMA_VERSION})",
         )
+    if "created_at" not in document and (kafka_time := _post_time(timestamp_ms)) is not None:
+        document = {**document, "created_at": kafka_time}
     try:
         post = Post.model_validate(document, strict=True)
     except ValidationError as exc:
@@ -305,6 +352,20 @@ def decode_post(raw: bytes | None, max_text_chars: int) -> Post:
             RejectReason.TEXT_TOO_LONG, f"text has {len(post.text)} characters, the limit is {max_text_chars}"
         )
     return post
+
+
+def primary_language(lang: str | None) -> str | None:
+    """The primary language subtag of a post's ``lang``, lower case ("en" for "en-GB"); None when unknown."""
+    if lang is None:
+        return None
+    primary = lang.split("-", 1)[0].lower()
+    return None if primary == UNDETERMINED_LANGUAGE else primary
+
+
+def language_supported(lang: str | None, languages: Collection[str]) -> bool:
+    """Whether a model reading ``languages`` (primary subtags) reads a post in ``lang``; unknown ones it tries."""
+    primary = primary_language(lang)
+    return primary is None or primary in languages
 
 
 @dataclass(frozen=True)
@@ -348,14 +409,17 @@ def encode_dead_letter(
     partition: int,
     offset: int,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    author: str | None = None,
 ) -> Outgoing:
     """The dead letter of one message, serialized so that key and value fit under ``max_message_bytes``.
 
     It keeps as much of the original payload as fits (up to MAX_DEAD_LETTER_PAYLOAD), then drops the preview;
     if even that is too big for the limit, a minimal letter: reason, sizes, hashes and source coordinates.
+    Its Kafka key is the message's, or for an unkeyed message the ``author`` of its post when it was read: the
+    key its result would have had.
     """
     raw = raw or b""
-    kafka_key = dead_letter_kafka_key(key)
+    kafka_key = dead_letter_kafka_key(key if key or author is None else author.encode())
     budget = message_budget(max_message_bytes) - len(kafka_key or b"")
     letter = DeadLetter(
         reason=reason,
@@ -411,3 +475,34 @@ def encode_result(result: SentimentResult, max_message_bytes: int = DEFAULT_MAX_
             f"the result is {outgoing.size} bytes, over the {max_message_bytes} bytes a message may have"
         )
     return outgoing
+
+
+class SourceState(StrEnum):
+    STARTING = "starting"
+    CONNECTED = "connected"
+    RETRYING = "retrying"  # the connection failed or dropped; it tries again after a back-off (last_error says why)
+    STOPPED = "stopped"
+
+
+class SourceStatus(_Message):
+    """A live source's state and counters on the source status topic (compacted, key: the source's name), sent
+    every status interval and at once when its state changes."""
+
+    name: str
+    network: str = Field(description="the Post.source of its posts, e.g. bluesky")
+    state: SourceState
+    detail: str = Field(default="", description="what it follows and how, e.g. the stream or the REST fallback")
+    last_error: str | None = None
+    last_error_at: float | None = None
+    retry_at: float | None = Field(default=None, description="when it connects again (retrying)")
+    failures: int = Field(default=0, description="consecutive failed attempts")
+    posts: int = Field(default=0, description="sent since the source process started")
+    posts_per_second: float = 0.0
+    duplicates: int = Field(default=0, description="posts seen again (a replay after a reconnect), not sent")
+    skipped: dict[str, int] = Field(default_factory=dict, description="posts not sent, by reason, e.g. language")
+    bad_frames: int = Field(default=0, description="messages from the network that could not be read")
+    position: str | None = Field(default=None, description="where it resumes: the network's cursor")
+    last_post_at: float | None = None
+    started_at: float
+    sent_at: float
+    interval_seconds: float

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     topic_pipeline_control: str = Field(
         default="pipeline.control", description="the app's instructions to the pipeline: the model to serve (compacted)"
     )
+    topic_source_status: str = Field(
+        default="sources.status", description="the live sources' states and counters (compacted, key = source name)"
+    )
     replication_factor: int | None = Field(
         default=None, ge=1, description="of the project's topics; unset = min(3, brokers in the cluster)"
     )
@@ -103,6 +106,13 @@ class Settings(BaseSettings):
     models_dir: Path = Field(default=MODELS_DIR, description="where the build writes models, cards and progress")
     torch_threads: int = Field(default=2, ge=1)
     model_quantize: bool = Field(default=False, description="int8 dynamic quantisation of Linear layers")
+    # A plain string (not a list) so that as_environment() hands it to child processes as it came.
+    model_languages: str = Field(
+        default="en",
+        pattern=r"^[a-z]{2,8}(,[a-z]{2,8})*$",
+        description="the languages the served model reads, as comma-separated primary subtags (en,fr): posts "
+        "tagged with another language are dead-lettered (unsupported_language), and live sources skip them",
+    )
 
     # --- Producer and app ---------------------------------------------------------------------
     producer_rate: float = Field(default=20.0, ge=0, description="Posts/s the app's producer starts at")
@@ -110,6 +120,67 @@ class Settings(BaseSettings):
     dashboard_history_minutes: int = Field(default=15, ge=1, description="How far back the dashboard rewinds at start")
     monitor_interval_seconds: float = Field(default=5.0, gt=0, description="How often the dashboard polls the cluster")
     upload_max_rows: int = Field(default=200_000, ge=1, description="Most posts one uploaded file may hold")
+
+    # --- Live sources (producer/live) ---------------------------------------------------------
+    live_languages: str | None = Field(
+        default=None,
+        description="comma-separated BCP-47 languages a live source sends (posts in another known language are "
+        "skipped and counted; unknown language is sent); * = every language; unset = SENTISTREAM_MODEL_LANGUAGES",
+    )
+    live_checkpoint_seconds: float = Field(
+        default=1.0, gt=0, description="how often a live source saves its position (and flushes what it sent)"
+    )
+    bluesky_jetstream_url: str = Field(
+        default="wss://jetstream2.us-east.bsky.network/subscribe", description="a Jetstream instance's subscribe URL"
+    )
+    bluesky_keywords: str = Field(default="", description="comma-separated; a post must contain one (empty = all)")
+    bluesky_accounts: str = Field(default="", description="comma-separated DIDs to follow (empty = everyone)")
+    mastodon_instance_url: str = "https://mastodon.social"
+    mastodon_streaming_url: str | None = Field(
+        default=None, description="the streaming server; unset = the one the instance announces"
+    )
+    mastodon_timeline: Literal["public", "local", "hashtag", "list"] = "public"
+    mastodon_hashtag: str | None = Field(default=None, description="the hashtag of the hashtag timeline, without #")
+    mastodon_list_id: str | None = Field(default=None, description="the list of the list timeline (needs a token)")
+    mastodon_keywords: str = Field(default="", description="comma-separated; a post must contain one (empty = all)")
+    mastodon_access_token: SecretStr | None = Field(
+        default=None, description="optional where the instance allows; never shown: not in repr, logs or status"
+    )
+
+    # --- Webhook (python -m producer.webhook) ----------------------------------------------
+    webhook_host: str = Field(default="127.0.0.1", description="address the webhook server listens on")
+    webhook_port: int = Field(default=8600, ge=0, le=65535)
+    webhook_token: SecretStr | None = Field(
+        default=None, description="if set, POST /posts needs `Authorization: Bearer <token>`; never shown"
+    )
+    webhook_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="larger request bodies get 413")
+    webhook_max_posts: int = Field(default=1000, ge=1, description="a batch of more posts gets 413")
+    webhook_delivery_timeout_seconds: float = Field(
+        default=10.0, ge=1, description="longest a request waits for Kafka's acknowledgement before answering 503"
+    )
+    facebook_app_secret: SecretStr | None = Field(
+        default=None, description="signs Facebook's webhook calls (X-Hub-Signature-256); unset = route disabled"
+    )
+    facebook_verify_token: SecretStr | None = Field(
+        default=None, description="the token Facebook echoes when it verifies the webhook subscription"
+    )
+
+    # --- Facebook page source (python -m producer --source facebook) ------------------------
+    facebook_page_id: str | None = Field(default=None, description="the page whose feed and comments are polled")
+    facebook_page_token: SecretStr | None = Field(
+        default=None, description="a page access token (pages_read_engagement, pages_read_user_content); never shown"
+    )
+    facebook_graph_url: str = Field(default="https://graph.facebook.com", description="the Graph API's address")
+    facebook_api_version: str = "v24.0"
+    facebook_poll_interval_seconds: float = Field(default=60.0, gt=0, description="between two polls of the page")
+    facebook_comment_posts: int = Field(
+        default=10, ge=0, description="the page's newest posts whose new comments are polled too (0 = no comments)"
+    )
+
+    @property
+    def model_language_set(self) -> frozenset[str]:
+        """``model_languages`` as a set of primary language subtags."""
+        return frozenset(self.model_languages.split(","))
 
     @property
     def uses_local_kafka(self) -> bool:

@@ -39,6 +39,12 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         ),
         # The app's latest choice of model: kept until replaced (compacted, never deleted by age).
         TopicSpec(settings.topic_pipeline_control, 1, {"cleanup.policy": "compact"}),
+        # The latest status of each live source; a day of history at most.
+        TopicSpec(
+            settings.topic_source_status,
+            1,
+            {"cleanup.policy": "compact,delete", "retention.ms": str(24 * 3600 * 1000)},
+        ),
     ]
 
 
@@ -120,6 +126,7 @@ def with_own_topics(settings: Settings) -> Settings:
             "topic_stats": f"{settings.topic_stats}.{suffix}",
             "topic_pipeline_status": f"{settings.topic_pipeline_status}.{suffix}",
             "topic_pipeline_control": f"{settings.topic_pipeline_control}.{suffix}",
+            "topic_source_status": f"{settings.topic_source_status}.{suffix}",
             "consumer_group": f"{settings.consumer_group}-{suffix}",
         }
     )

@@ -13,7 +13,7 @@ from quixstreams.kafka.configuration import ConnectionConfig
 from common.contract import MESSAGE_FRAMING_BYTES
 from common.settings import Settings
 from pipeline.classifier_sink import BatchClassifier, ClassifierSink
-from pipeline.definition import Gate, define_classification, define_statistics
+from pipeline.definition import Gate, PostRules, define_classification, define_statistics
 from pipeline.outputs import Outputs, topic_message_limits
 from pipeline.poison import InFlight
 from pipeline.results_codec import ResultDeserializer, event_time_ms
@@ -114,7 +114,8 @@ def classifier_application(
     posts = app.topic(settings.topic_posts, value_deserializer="bytes", key_deserializer="bytes")
     outputs = _outputs(settings, app, limits)
     sink = ClassifierSink(classifier, outputs, settings.model_batch_size, in_flight)
-    define_classification(app.dataframe(posts), sink, outputs, gate, settings.max_text_chars)
+    rules = PostRules(settings.max_text_chars, settings.model_language_set)
+    define_classification(app.dataframe(posts), sink, outputs, gate, rules)
     return app
 
 

@@ -4,11 +4,17 @@ Raw posts are checked one by one: a message set aside as poison is dead-lettered
 dead-lettered with its specific reason, and a good one goes to the batching classifier sink. Results feed
 per-source, event-time windowed statistics; anything on the results topic that is not a valid result is
 dead-lettered there too, so no record from any producer can stop a worker.
+
+A post needs no Kafka key: its result is keyed by the author its payload names (``encode_result``), and so is
+its dead letter once it was read. Nothing downstream needs an author's posts in one raw partition (statistics
+are per source and event time, the dashboard counts by post id), so the raw message is not re-keyed: no
+repartition topic, every dead letter names the raw message itself, and each raw post still ends as one result
+or one dead letter in the checkpoint that reads it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -17,7 +23,14 @@ from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.models import Topic
 from quixstreams.sinks import BaseSink
 
-from common.contract import InvalidPost, Post, RejectReason, SentimentStats, decode_post
+from common.contract import (
+    InvalidPost,
+    Post,
+    RejectReason,
+    SentimentStats,
+    decode_post,
+    language_supported,
+)
 from pipeline.outputs import Source
 from pipeline.results_codec import InvalidResult, empty_result
 
@@ -50,23 +63,37 @@ def current_source(raw: bytes | None, key: bytes | None) -> Source:
     return Source(raw, key, context.topic, context.partition, context.offset)
 
 
-def check_post(source: Source, max_text_chars: int) -> Accepted | Rejected:
-    """A valid post, or why it is not one."""
+@dataclass(frozen=True)
+class PostRules:
+    """What the pipeline asks of a post beyond the contract: a text it may score, in a language its model reads."""
+
+    max_text_chars: int
+    languages: frozenset[str]  # primary language subtags (SENTISTREAM_MODEL_LANGUAGES)
+
+
+def check_post(source: Source, timestamp_ms: int, rules: PostRules) -> Accepted | Rejected:
+    """A valid post, or why it is not one. ``timestamp_ms`` is the message's Kafka timestamp."""
     try:
-        post = decode_post(source.raw, max_text_chars)
-        if not source.key:
-            raise InvalidPost(RejectReason.MISSING_KEY, "message has no key (posts must be keyed by author)")
-        return Accepted(post, source)
+        post = decode_post(source.raw, rules.max_text_chars, timestamp_ms)
     except InvalidPost as error:
         return Rejected(error.reason, error.detail, source)
+    read = replace(source, author=post.author)
+    if not language_supported(post.lang, rules.languages):
+        return Rejected(
+            RejectReason.UNSUPPORTED_LANGUAGE,
+            f"the post's language is {post.lang!r}; the model reads only {', '.join(sorted(rules.languages))} "
+            "(SENTISTREAM_MODEL_LANGUAGES)",
+            read,
+        )
+    return Accepted(post, read)
 
 
 def define_classification(
-    sdf: StreamingDataFrame, classifier_sink: BaseSink, dead_letters: DeadLetters, gate: Gate, max_text_chars: int
+    sdf: StreamingDataFrame, classifier_sink: BaseSink, dead_letters: DeadLetters, gate: Gate, rules: PostRules
 ) -> StreamingDataFrame:
-    def check(raw: bytes | None, key: bytes | None, _timestamp: int, _headers: Any) -> Accepted | Rejected:
+    def check(raw: bytes | None, key: bytes | None, timestamp: int, _headers: Any) -> Accepted | Rejected:
         source = current_source(raw, key)
-        return gate.check(source) or check_post(source, max_text_chars)
+        return gate.check(source) or check_post(source, timestamp, rules)
 
     checked = sdf.apply(check, metadata=True)
     checked.filter(lambda value: isinstance(value, Rejected)).update(

@@ -32,6 +32,9 @@ class Source:
     topic: str
     partition: int
     offset: int
+    # The author of its post once validation read it: what the message's dead letter is keyed by when the
+    # message had no key (its result would have been keyed by it too).
+    author: str | None = None
 
     @property
     def message_id(self) -> str:
@@ -87,6 +90,7 @@ class Outputs:
             source.partition,
             source.offset,
             self._dead_letters_limit,
+            source.author,
         )
         self._produce(self._dead_letters_topic, outgoing.key, outgoing.value)
         if reason in UNEXPECTED_REASONS:

@@ -40,7 +40,7 @@ from common.contract import (
     message_budget,
 )
 from common.settings import Settings
-from pipeline.definition import Accepted, check_post
+from pipeline.definition import Accepted, PostRules, check_post
 from pipeline.outputs import Source
 from tests.faults.support import log_problems, pipeline_workers, read_all, wait_for, wait_until_caught_up
 from tests.processes import running
@@ -72,6 +72,7 @@ class Delivery:
     raw: Raw
     partition: int
     offset: int
+    timestamp_ms: int
     error: KafkaError | None  # the broker refused it
 
 
@@ -96,7 +97,7 @@ def send_each_alone(settings: Settings, topic: str, messages: list[Raw]) -> list
     for raw in messages:
 
         def note(error: KafkaError | None, message: Message, raw: Raw = raw) -> None:
-            deliveries.append(Delivery(raw, message.partition(), message.offset(), error))
+            deliveries.append(Delivery(raw, message.partition(), message.offset(), message.timestamp()[1], error))
 
         producers[raw.compressed].produce(topic, key=raw.key, value=raw.value, on_delivery=note)
         assert producers[raw.compressed].flush(30) == 0, f"no delivery report for {raw}"
@@ -176,10 +177,13 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def assert_tells_the_whole_original(message: Message, letter: DeadLetter, raw: Raw, budget: int) -> None:
+def assert_tells_the_whole_original(
+    message: Message, letter: DeadLetter, raw: Raw, budget: int, author: str | None = None
+) -> None:
     """The dead letter fits in ``budget`` bytes, describes the whole original, and keeps as much of it as fits: all
     of it (up to MAX_DEAD_LETTER_PAYLOAD) or a prefix with no room left for 3 more bytes (4 in base64). Only a key
-    whose text alone would not fit may bring the letter down to its minimal form (no key text, no payload)."""
+    whose text alone would not fit may bring the letter down to its minimal form (no key text, no payload). It is
+    keyed by the original key, or by ``author`` (its post's, once read) when the original had none."""
     size = len(message.key() or b"") + len(message.value())
     assert size <= budget, f"dead letter of {raw}: {size} bytes, over the {budget} bytes it may have"
     original = raw.value or b""
@@ -197,10 +201,11 @@ def assert_tells_the_whole_original(message: Message, letter: DeadLetter, raw: R
         assert letter.key == key_text, raw
         fits_more = len(kept) < min(len(original), MAX_DEAD_LETTER_PAYLOAD) and size + 4 <= budget
         assert not fits_more, f"{raw}: kept {len(kept)} of {len(original)} bytes in {size}, though {budget} fit"
-    if raw.key is None or len(raw.key) <= MAX_DEAD_LETTER_KAFKA_KEY:
-        assert message.key() == raw.key, f"{raw}: the dead letter is not keyed by the original key"
+    routing = raw.key if raw.key or author is None else author.encode()
+    if routing is None or len(routing) <= MAX_DEAD_LETTER_KAFKA_KEY:
+        assert message.key() == routing, f"{raw}: the dead letter is not keyed by the original key or the author"
     else:
-        assert message.key().startswith(raw.key[:KEY_PREFIX_BYTES]) and message.key().endswith(sha256(raw.key).encode())
+        assert message.key().startswith(routing[:KEY_PREFIX_BYTES]) and message.key().endswith(sha256(routing).encode())
         assert len(message.key()) <= MAX_DEAD_LETTER_KAFKA_KEY, f"{raw}: dead letter key of {len(message.key())} bytes"
 
 
@@ -375,7 +380,7 @@ def test_messages_at_kafkas_size_limits_each_get_one_outcome_that_fits(
 
 # --- b. Hypothesis-generated raw messages ---------------------------------------------------------
 
-POST_FIELDS = ("schema_version", "id", "author", "source", "text", "created_at")
+POST_FIELDS = ("schema_version", "id", "author", "source", "text", "created_at", "lang")
 ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
 CONTROL = "".join(map(chr, range(0x20))) + "\x7f"
 ABSENT = object()
@@ -412,6 +417,7 @@ def posts(text: st.SearchStrategy[str], author: st.SearchStrategy[str] = authors
             "schema_version": st.just(1),
             "id": st.text(min_size=1, max_size=128),
             "created_at": st.floats(MIN_CREATED_AT, MAX_CREATED_AT),
+            "lang": st.sampled_from(["en", "en-GB", "EN-us", "und", None]),  # what the English model reads
         },
     )
 
@@ -448,6 +454,7 @@ def wrong_values(field: str, max_text_chars: int) -> st.SearchStrategy[object]:
         "source": st.sampled_from(["", "s" * 65]),
         "text": st.sampled_from(["", " \t\n\u3000", ZERO_WIDTH, CONTROL, "x" * (max_text_chars + 1), "a \udc00 b"]),
         "created_at": st.sampled_from([-1, 0, 1e-9, MAX_CREATED_AT * 2, "2026-01-01T00:00:00Z", True]) | st.floats(),
+        "lang": st.sampled_from(["", "en_US", "e", "en-" + "x" * 40, "de", "pt-BR", "english", 5]),
     }
     return edges[field] | json_values | st.just(ABSENT)
 
@@ -464,6 +471,13 @@ def raw_message_kinds(max_text_chars: int) -> dict[str, st.SearchStrategy[Raw]]:
         "random JSON value": st.builds(Raw, any_keys, json_values.flatmap(encoded)),
         "random JSON object": st.builds(Raw, any_keys, json_objects.flatmap(encoded)),
         "near post, no key": st.builds(Raw, st.sampled_from([None, b""]), posts(plain_text).flatmap(encoded)),
+        "post in a language the model does not read, keyed or not": st.builds(
+            Raw,
+            st.sampled_from([None, b""]) | post_keys,
+            st.builds(
+                with_field, posts(plain_text), st.just("lang"), st.sampled_from(["de", "fr-CA", "zh-Hant"])
+            ).flatmap(encoded),
+        ),
     }
     for field in POST_FIELDS:
         wrong = st.builds(with_field, posts(plain_text), st.just(field), wrong_values(field, max_text_chars))
@@ -525,12 +539,14 @@ def test_generated_raw_messages_each_get_the_outcome_validation_decides(
 
     letters = dead_letters_by_origin(settings, settings.topic_posts)
     budget = dead_letter_budget(settings)
+    rules = PostRules(settings.max_text_chars, settings.model_language_set)
     expected_results: Counter[tuple[str, str, str]] = Counter()
     legal_but_rejected, wrong = [], []
     for (kind, raw), delivery in zip(batch, run.deliveries, strict=True):
         decided = check_post(
             Source(raw.value, raw.key, settings.topic_posts, delivery.partition, delivery.offset),
-            settings.max_text_chars,
+            delivery.timestamp_ms,
+            rules,
         )
         got = letters.pop((delivery.partition, delivery.offset), [])
         if isinstance(decided, Accepted):
@@ -541,7 +557,7 @@ def test_generated_raw_messages_each_get_the_outcome_validation_decides(
         if [letter.reason for _message, letter in got] != expected:
             wrong.append((kind, raw, expected, [letter.reason for _message, letter in got]))
         for message, letter in got:
-            assert_tells_the_whole_original(message, letter, raw, budget)
+            assert_tells_the_whole_original(message, letter, raw, budget, decided.source.author)
     assert not legal_but_rejected, f"legal posts rejected (kind, message, reason): {legal_but_rejected[:5]}"
     assert not wrong, f"{len(wrong)} dead letters not validation's (kind, message, expected, got): {wrong[:5]}"
     assert not letters, f"dead letters for offsets never sent: {sorted(letters)[:5]}"

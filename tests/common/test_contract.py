@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import os
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,6 +16,7 @@ from pydantic import ValidationError
 from common.contract import (
     DEFAULT_MAX_MESSAGE_BYTES,
     LATER_STAGE_REASONS,
+    MAX_CREATED_AT,
     MAX_DEAD_LETTER_KAFKA_KEY,
     MAX_JSON_DEPTH,
     DeadLetter,
@@ -28,7 +30,9 @@ from common.contract import (
     decode_post,
     encode_dead_letter,
     encode_result,
+    language_supported,
     message_budget,
+    primary_language,
 )
 from common.settings import Settings
 
@@ -87,6 +91,13 @@ def test_schema_version_defaults_to_current_when_absent() -> None:
         ),
         (post_json(author=""), RejectReason.INVALID_FIELD, "author"),
         (post_json(created_at=-5), RejectReason.INVALID_FIELD, "created_at"),
+        (post_json(lang=5), RejectReason.WRONG_TYPE, "lang"),
+        (post_json(lang=["en"]), RejectReason.WRONG_TYPE, "lang"),
+        (post_json(lang=""), RejectReason.INVALID_FIELD, "lang"),
+        (post_json(lang="english!"), RejectReason.INVALID_FIELD, "lang"),
+        (post_json(lang="en_US"), RejectReason.INVALID_FIELD, "lang"),  # a POSIX locale, not a BCP-47 tag
+        (post_json(lang="e"), RejectReason.INVALID_FIELD, "lang"),
+        (post_json(lang="en-" + "x" * 40), RejectReason.INVALID_FIELD, "lang"),
         (
             b'{"a":' * (MAX_JSON_DEPTH + 5) + b"1" + b"}" * (MAX_JSON_DEPTH + 5),
             RejectReason.TOO_DEEPLY_NESTED,
@@ -100,6 +111,71 @@ def test_each_kind_of_bad_input_has_a_specific_reason(raw: bytes | None, reason:
         decode_post(raw, LIMIT)
     assert caught.value.reason is reason
     assert detail in caught.value.detail
+
+
+@pytest.mark.parametrize("lang", ["en", "en-GB", "EN-gb", "de", "zh-Hant-TW", "und", None, ...])
+def test_lang_is_a_bcp47_tag_or_unknown(lang: str | None) -> None:
+    assert decode_post(post_json(lang=lang), LIMIT).lang == (None if lang is ... else lang)
+
+
+@pytest.mark.parametrize(
+    ("lang", "primary", "read_by_english_model"),
+    [
+        ("en", "en", True),
+        ("en-GB", "en", True),
+        ("EN-us", "en", True),
+        ("de", "de", False),
+        ("de-AT", "de", False),
+        ("und", None, True),  # BCP-47's "undetermined"
+        (None, None, True),
+    ],
+)
+def test_a_post_is_read_when_its_primary_language_is_the_models_or_unknown(
+    lang: str | None, primary: str | None, read_by_english_model: bool
+) -> None:
+    assert primary_language(lang) == primary
+    assert language_supported(lang, frozenset({"en"})) is read_by_english_model
+    assert language_supported(lang, frozenset({"en", "de"})) is (primary in (None, "en", "de"))
+
+
+def test_a_post_without_created_at_was_created_at_its_kafka_timestamp() -> None:
+    post = decode_post(post_json(created_at=...), LIMIT, timestamp_ms=1_700_000_000_123)
+    assert post.created_at == 1_700_000_000.123
+
+
+def test_a_posts_own_created_at_wins_over_the_kafka_timestamp() -> None:
+    assert decode_post(post_json(created_at=1.6e9), LIMIT, timestamp_ms=1_700_000_000_123).created_at == 1.6e9
+
+
+@pytest.mark.parametrize("timestamp_ms", [None, -1, 0, int(MAX_CREATED_AT * 1000) + 1000])
+def test_without_a_usable_kafka_timestamp_a_post_without_created_at_was_created_when_read(
+    timestamp_ms: int | None,
+) -> None:
+    """-1 and 0: the message has no timestamp; one after the year 9999 no post may have."""
+    before = time.time()
+    post = decode_post(post_json(created_at=...), LIMIT, timestamp_ms=timestamp_ms)
+    assert before <= post.created_at <= time.time()
+
+
+@pytest.mark.parametrize("key", [None, b""])
+def test_the_dead_letter_of_an_unkeyed_post_is_keyed_by_its_author(key: bytes | None) -> None:
+    raw = post_json(lang="de")
+    outgoing = encode_dead_letter(
+        RejectReason.UNSUPPORTED_LANGUAGE, "German", raw, key, "posts.raw", 0, 9, author="ada"
+    )
+    letter = DeadLetter.model_validate_json(outgoing.value)
+    assert outgoing.key == b"ada"
+    assert (letter.key, letter.key_size) == (None, None if key is None else 0), "the letter tells the original key"
+
+
+def test_a_dead_letter_keeps_the_messages_own_key_and_a_long_author_is_cut_like_a_key() -> None:
+    raw = post_json()
+    keyed = encode_dead_letter(RejectReason.MODEL_ERROR, "x", raw, b"k", "posts.raw", 0, 1, author="ada")
+    assert keyed.key == b"k"
+    author = "€" * 128  # 384 bytes of UTF-8: cut as a key that long is
+    assert len(author.encode()) > MAX_DEAD_LETTER_KAFKA_KEY
+    unkeyed = encode_dead_letter(RejectReason.MODEL_ERROR, "x", raw, None, "posts.raw", 0, 1, author=author)
+    assert unkeyed.key == dead_letter_kafka_key(author.encode())
 
 
 def test_a_dead_letter_keeps_the_exact_payload_and_where_it_came_from() -> None:
@@ -196,6 +272,7 @@ json_values = st.recursive(
             "source": json_values,
             "text": json_values | st.text(max_size=LIMIT + 20),
             "created_at": json_values,
+            "lang": json_values | st.sampled_from(["en", "en-GB", "de", "und", "x"]),
         },
     )
 )

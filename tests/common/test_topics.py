@@ -30,6 +30,7 @@ def test_with_own_topics_gives_a_run_names_of_its_own(settings: Settings) -> Non
         other.topic_stats,
         other.topic_pipeline_status,
         other.topic_pipeline_control,
+        other.topic_source_status,
         other.consumer_group,
     ]
     shared = [
@@ -39,6 +40,7 @@ def test_with_own_topics_gives_a_run_names_of_its_own(settings: Settings) -> Non
         settings.topic_stats,
         settings.topic_pipeline_status,
         settings.topic_pipeline_control,
+        settings.topic_source_status,
         settings.consumer_group,
     ]
     assert not set(own) & set(shared)

@@ -22,6 +22,7 @@ from common.contract import (
     LATER_STAGE_REASONS,
     MAX_DEAD_LETTER_KEY,
     MAX_DEAD_LETTER_PAYLOAD,
+    RETIRED_REASONS,
     DeadLetter,
     Post,
     RejectReason,
@@ -118,6 +119,7 @@ CORPUS = [
     Bad("text is an object", as_json(text={"body": "hi"}), R.WRONG_TYPE),
     Bad("author is a list", as_json(author=["ada"]), R.WRONG_TYPE),
     Bad("author is null", as_json(author=None), R.WRONG_TYPE),
+    Bad("lang is a list", as_json(lang=["en"]), R.WRONG_TYPE),
     Bad("created_at is a date string", as_json(created_at="2026-01-01T00:00:00Z"), R.WRONG_TYPE),
     Bad("created_at is a boolean", as_json(created_at=True), R.WRONG_TYPE),
     # Empty text
@@ -146,16 +148,19 @@ CORPUS = [
         R.INVALID_FIELD,
     ),
     Bad("created_at after the year 9999", as_json(created_at=1e300), R.INVALID_FIELD),
+    Bad("lang not a BCP-47 tag", as_json(lang="en_US"), R.INVALID_FIELD),
     Bad(
         "lone surrogate escaped in the text",
         b'{"author": "ada", "source": "twitter", "text": "hi \\ud800 there"}',
         R.INVALID_FIELD,
     ),
-    # No payload, no key
+    # No payload; no author and no key
     Bad("null value (a tombstone)", None, R.EMPTY_PAYLOAD),
     Bad("zero-byte value", b"", R.EMPTY_PAYLOAD),
-    Bad("no key", as_json(id="no-key"), R.MISSING_KEY, key=None),
-    Bad("empty key", as_json(id="empty-key"), R.MISSING_KEY, key=b""),
+    Bad("no author, no key", as_json(id="no-author", author=...), R.MISSING_FIELD, key=None),
+    # A language the model does not read
+    Bad("German", as_json(id="german", lang="de"), R.UNSUPPORTED_LANGUAGE),
+    Bad("Brazilian Portuguese, no key", as_json(id="portuguese", lang="pt-BR"), R.UNSUPPORTED_LANGUAGE, key=None),
 ]
 
 # Strange but valid: each must get its result like any other post.
@@ -168,12 +173,14 @@ GOOD = [
     Post(author="fay", source="twitter", text="z" * LIMIT),
     Post(author="gus", source="twitter", text="  padded with spaces  "),
     Post(author="hal", source="news-comments", text="Line one\nLine two\r\n\ttabbed"),
+    Post(author="ivy", source="bluesky", text="Cheers, that was brilliant", lang="en-GB"),
+    Post(author="jo", source="bluesky", text="Not sure what to make of it", lang="und"),
 ]
 
 
 def test_the_corpus_covers_at_least_25_kinds_and_every_reason() -> None:
     assert len({bad.kind for bad in CORPUS}) == len(CORPUS) >= 25
-    assert {bad.reason for bad in CORPUS} == set(RejectReason) - LATER_STAGE_REASONS
+    assert {bad.reason for bad in CORPUS} == set(RejectReason) - LATER_STAGE_REASONS - RETIRED_REASONS
 
 
 @pytest.fixture

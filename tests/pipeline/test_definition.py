@@ -22,7 +22,7 @@ from quixstreams.models.messagecontext import MessageContext
 
 from common.contract import Post, RejectReason, SentimentResult, SentimentStats
 from pipeline.classifier_sink import ClassifierSink
-from pipeline.definition import Accepted, Rejected, check_post, define_classification, define_statistics
+from pipeline.definition import Accepted, PostRules, Rejected, check_post, define_classification, define_statistics
 from pipeline.outputs import Outputs, Source
 from pipeline.poison import InFlight, Ledger, PoisonGate
 from pipeline.results_codec import validate_result
@@ -31,6 +31,8 @@ from tests.pipeline.test_classifier_sink import Written
 
 POSTS, RESULTS, STATS = "posts.raw", "results", "stats"
 LIMIT = 280
+RULES = PostRules(LIMIT, frozenset({"en"}))
+KAFKA_TIME_MS = 1_700_000_000_123
 CRASH_LIMIT = 3
 WINDOW_S, GRACE_S = 60, 10
 
@@ -72,33 +74,62 @@ def feed(
 # --- check_post -----------------------------------------------------------------------------------------
 
 
-def source(raw: bytes | None, key: bytes | None = b"ada", offset: int = 7) -> Source:
-    return Source(raw, key, POSTS, 2, offset)
+def source(raw: bytes | None, key: bytes | None = b"ada", offset: int = 7, author: str | None = None) -> Source:
+    return Source(raw, key, POSTS, 2, offset, author)
 
 
-def test_a_valid_keyed_post_is_accepted_with_where_it_came_from() -> None:
+@pytest.mark.parametrize("key", [b"ada", None, b""])
+def test_a_valid_post_is_accepted_keyed_or_not_with_where_it_came_from_and_its_author(key: bytes | None) -> None:
     post = Post(author="ada", source="twitter", text="What a lovely morning")
-    checked = check_post(source(post.to_bytes()), LIMIT)
-    assert checked == Accepted(post, source(post.to_bytes()))
+    checked = check_post(source(post.to_bytes(), key), KAFKA_TIME_MS, RULES)
+    assert checked == Accepted(post, source(post.to_bytes(), key, author="ada"))
+
+
+@pytest.mark.parametrize("lang", ["en", "en-GB", "EN", "und", None])
+def test_a_post_in_a_language_the_model_reads_or_an_unknown_one_is_accepted(lang: str | None) -> None:
+    raw = Post(author="ada", source="x", text="hi", lang=lang).to_bytes()
+    checked = check_post(source(raw), KAFKA_TIME_MS, RULES)
+    assert isinstance(checked, Accepted) and checked.post.lang == lang
+
+
+@pytest.mark.parametrize("key", [b"ada", None])
+def test_a_post_in_another_language_is_rejected_naming_it_and_keeps_its_author(key: bytes | None) -> None:
+    raw = Post(author="ada", source="x", text="Guten Morgen", lang="de-AT").to_bytes()
+    checked = check_post(source(raw, key), KAFKA_TIME_MS, RULES)
+    assert checked == Rejected(
+        RejectReason.UNSUPPORTED_LANGUAGE,
+        "the post's language is 'de-AT'; the model reads only en (SENTISTREAM_MODEL_LANGUAGES)",
+        source(raw, key, author="ada"),
+    )
+    assert isinstance(check_post(source(raw, key), KAFKA_TIME_MS, PostRules(LIMIT, frozenset({"en", "de"}))), Accepted)
+
+
+def test_a_post_without_created_at_was_created_at_its_messages_kafka_timestamp() -> None:
+    raw = json.dumps({"author": "ada", "source": "kcat", "text": "hi"}).encode()
+    checked = check_post(source(raw, None), KAFKA_TIME_MS, RULES)
+    assert isinstance(checked, Accepted) and checked.post.created_at == KAFKA_TIME_MS / 1000
 
 
 @pytest.mark.parametrize(
     ("raw", "key", "reason"),
     [
-        (Post(author="ada", source="x", text="hi").to_bytes(), None, RejectReason.MISSING_KEY),
-        (Post(author="ada", source="x", text="hi").to_bytes(), b"", RejectReason.MISSING_KEY),
+        (b'{"source": "x", "text": "no author, no key"}', None, RejectReason.MISSING_FIELD),
+        (b'{"source": "x", "text": "no author"}', b"ada", RejectReason.MISSING_FIELD),
         (b"{broken", b"ada", RejectReason.INVALID_JSON),
         (Post(author="ada", source="x", text="y" * (LIMIT + 1)).to_bytes(), b"ada", RejectReason.TEXT_TOO_LONG),
-        (None, None, RejectReason.EMPTY_PAYLOAD),  # what is wrong with the payload comes before the key
+        (Post(author="ada", source="x", text="y" * (LIMIT + 1)).to_bytes(), None, RejectReason.TEXT_TOO_LONG),
+        (None, None, RejectReason.EMPTY_PAYLOAD),
     ],
 )
 def test_an_invalid_message_is_rejected_with_its_reason_and_source(
     raw: bytes | None, key: bytes | None, reason: RejectReason
 ) -> None:
-    checked = check_post(source(raw, key), LIMIT)
+    checked = check_post(source(raw, key), KAFKA_TIME_MS, RULES)
     assert isinstance(checked, Rejected)
     assert (checked.reason, checked.source) == (reason, source(raw, key))
     assert checked.detail
+    if reason is RejectReason.MISSING_FIELD:
+        assert checked.detail.startswith("author: ")
 
 
 # --- define_classification ------------------------------------------------------------------------------
@@ -117,7 +148,7 @@ class Classification:
         outputs = Outputs(self.written, RESULTS, "dead-letters", {RESULTS: 1_000_000, "dead-letters": 1_000_000})
         self.sink = ClassifierSink(model, outputs, model_batch_size=4)
         posts = single_partition_topic(POSTS, value_deserializer="bytes", key_deserializer="bytes")
-        self.sdf = define_classification(app.dataframe(posts), self.sink, outputs, gate, LIMIT)
+        self.sdf = define_classification(app.dataframe(posts), self.sink, outputs, gate, RULES)
 
 
 def gate_with_poison(tmp_path: Path, poisoned: list[str], in_flight: InFlight | None = None) -> PoisonGate:
@@ -138,15 +169,17 @@ def test_every_message_becomes_one_result_or_one_dead_letter_with_its_reason(
         )
     ]
     poisoned = Post(author="mallory", source="twitter", text="Perfectly valid, but it crashed three workers")
+    german = Post(author="hans", source="twitter", text="Was für ein schöner Morgen", lang="de")
     messages: list[tuple[bytes | None, bytes | None]] = [
         (good[0].to_bytes(), b"a0"),
         (b"{broken", b"k"),  # offset 1
         (good[1].to_bytes(), b"a1"),
         (poisoned.to_bytes(), b"mallory"),  # offset 3, set aside as poison
-        (good[2].to_bytes(), None),  # offset 4, no key
+        (good[2].to_bytes(), None),  # offset 4, no key: scored, keyed by its author
         (Post(author="b", source="x", text="z" * (LIMIT + 1)).to_bytes(), b"b"),  # offset 5
         (good[3].to_bytes(), b"a3"),
         (None, b"k"),  # offset 7, a tombstone
+        (german.to_bytes(), None),  # offset 8
     ]
     classification = Classification(app, model, gate_with_poison(tmp_path, [f"{POSTS}[0]@3"]))
     for offset, (value, key) in enumerate(messages):
@@ -159,16 +192,19 @@ def test_every_message_becomes_one_result_or_one_dead_letter_with_its_reason(
     assert {offset: letter.reason for offset, letter in letters.items()} == {
         1: RejectReason.INVALID_JSON,
         3: RejectReason.POISON_MESSAGE,
-        4: RejectReason.MISSING_KEY,
         5: RejectReason.TEXT_TOO_LONG,
         7: RejectReason.EMPTY_PAYLOAD,
+        8: RejectReason.UNSUPPORTED_LANGUAGE,
     }
     assert letters[3].detail == "crashed a worker 3 times; last: SIGSEGV #3"
     for offset, letter in letters.items():
         assert (letter.source_topic, letter.partition) == (POSTS, 0) and letter.detail
         assert base64.b64decode(letter.payload_base64) == (messages[offset][0] or b"")
 
-    scored = [good[0], good[1], good[3]]
+    letter_keys = [key for topic, key, _ in written.messages if topic == "dead-letters"]
+    assert letter_keys == [b"k", b"mallory", b"b", b"k", b"hans"], "the unkeyed post's letter: keyed by its author"
+
+    scored = good
     results = written.results()
     assert [r.post_id for r in results] == [post.id for post in scored], "one result per good post, in order"
     alone = {post.text: model.predict([post.text])[0] for post in scored}

@@ -103,7 +103,12 @@ def test_bad_input_goes_to_dead_letters_with_its_reason_and_the_pipeline_keeps_g
             RejectReason.UNKNOWN_SCHEMA_VERSION,
         ),
         (b"k", None, RejectReason.EMPTY_PAYLOAD),
-        (None, good.model_copy(update={"id": "no-key"}).to_bytes(), RejectReason.MISSING_KEY),
+        (None, b'{"source": "x", "text": "neither a key nor an author"}', RejectReason.MISSING_FIELD),
+        (
+            b"k",
+            Post(author="hans", source="x", text="Guten Morgen", lang="de").to_bytes(),
+            RejectReason.UNSUPPORTED_LANGUAGE,
+        ),
     ]
     with running(pipeline_settings, "pipeline", "--no-stats") as pipeline:
         send(pipeline_settings, [(key, value) for key, value, _ in bad])
