@@ -33,6 +33,7 @@ ENTRY_POINTS = {
     ("python", "-m", "sentiment_model.build"): "sentiment_model/build.py",
     ("python", "-m", "pipeline"): "pipeline/__main__.py",
     ("python", "-m", "producer"): "producer/__main__.py",
+    ("python", "-m", "producer.webhook"): "producer/webhook/__main__.py",
     ("streamlit", "run", "app.py"): "app.py",
 }
 
@@ -84,7 +85,7 @@ def test_compose_accepts_the_file(profile_args: list[str]) -> None:
     assert result.returncode == 0, result.stderr
     resolved = yaml.safe_load(result.stdout)
     # docker-compose 1.29 lists profiled services in `config` whatever the profile; Compose v2 does not.
-    expected = {*KAFKA_NODES, "topic-init", "model-build", "pipeline", "app", "kafka-ui"}
+    expected = {*KAFKA_NODES, "topic-init", "model-build", "pipeline", "app", "webhook", "kafka-ui"}
     assert expected <= set(resolved["services"]) <= expected | {"producer"}
     if profile_args:
         assert resolved["services"]["producer"]["profiles"] == ["producer"]
@@ -126,7 +127,7 @@ def test_three_kafka_4_nodes_in_kraft_combined_mode_rf3_min_isr_2(services: dict
 
 def test_every_python_service_runs_one_of_the_projects_entry_points(services: dict[str, dict]) -> None:
     ours = python_services(services)
-    assert set(ours) == {"topic-init", "model-build", "pipeline", "app", "producer"}
+    assert set(ours) == {"topic-init", "model-build", "pipeline", "app", "webhook", "producer"}
     seen = set()
     for name, service in ours.items():
         command = command_of(service)
