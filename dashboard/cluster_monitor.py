@@ -2,8 +2,8 @@
 
 No page talks to Kafka while it renders. However many tabs are open, the cluster is asked once every
 ``monitor_interval_seconds``, with short timeouts, for its brokers, partitions and offsets, the lag and
-members of the pipeline's two consumer groups, the pipeline supervisors' heartbeats and the app's latest
-choice of model (the control topic). A page renders the latest snapshot at once; when Kafka stops answering,
+members of the pipeline's two consumer groups, the pipeline supervisors' heartbeats, the live sources' latest
+statuses and the app's latest choice of model (the control topic). A page renders the latest snapshot at once; when Kafka stops answering,
 the snapshot keeps the last good data and says how old it is.
 """
 
@@ -20,9 +20,10 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from confluent_kafka.admin import AdminClient
 from pydantic import ValidationError
 
-from common.contract import MODEL_CHOICE_KEY, ModelChoice
+from common.contract import MODEL_CHOICE_KEY, ModelChoice, SourceStatus
 from common.settings import Settings
 from dashboard.background import BackgroundThread, ThreadHealth
+from dashboard.live_sources import SourceStatuses
 from dashboard.monitoring import (
     ClusterView,
     GroupView,
@@ -64,6 +65,9 @@ class ClusterSnapshot:
     model_choice: ModelChoice | None = None
     # The control topic has been read to its end at least once: ``model_choice`` is what Kafka holds.
     control_read: bool = False
+    # The latest status of each live source on the source status topic, by name (stale ones included).
+    sources: tuple[SourceStatus, ...] = ()
+    sources_read: bool = False  # the source status topic has been read to its end at least once
 
     @property
     def kafka_ok(self) -> bool:
@@ -78,15 +82,18 @@ NO_SNAPSHOT = ClusterSnapshot(None, None, None, None, {}, None, None, None)
 
 
 class StatusTopicReader:
-    """Follows the pipeline status topic from its beginning into the latest heartbeat per supervisor, and the
-    control topic into the latest model choice (both compacted: each is read whole once, then followed)."""
+    """Follows the pipeline status topic from its beginning into the latest heartbeat per supervisor, the source
+    status topic into the latest status per live source, and the control topic into the latest model choice (all
+    compacted: each is read whole once, then followed)."""
 
     def __init__(self, settings: Settings):
         self.topic = settings.topic_pipeline_status
         self.control_topic = settings.topic_pipeline_control
+        self.source_topic = settings.topic_source_status
         self.heartbeats = Heartbeats(settings.consumer_group)
+        self.sources = SourceStatuses()
         self.choice: ModelChoice | None = None
-        self.control_read = False  # read to the end of the control topic at least once
+        self.read_to_end: set[str] = set()  # the topics read to their end at least once
         self._consumer = Consumer(
             {
                 **settings.kafka_client_config(),
@@ -99,8 +106,17 @@ class StatusTopicReader:
         self._assigned: set[tuple[str, int]] = set()
 
     @property
-    def topics(self) -> tuple[str, str]:
-        return self.topic, self.control_topic
+    def control_read(self) -> bool:
+        """The control topic was read to its end at least once: ``choice`` is what Kafka holds."""
+        return self.control_topic in self.read_to_end
+
+    @property
+    def sources_read(self) -> bool:
+        return self.source_topic in self.read_to_end
+
+    @property
+    def topics(self) -> tuple[str, str, str]:
+        return self.topic, self.control_topic, self.source_topic
 
     def catch_up(self, partitions: list[Partition], timeout: float) -> None:
         """Read up to the end offsets just polled (or until ``timeout``: the next call goes on)."""
@@ -122,12 +138,14 @@ class StatusTopicReader:
                     self._add(message.topic(), message.key(), message.value())
                 elif message.error().code() != KafkaError._PARTITION_EOF:
                     raise KafkaException(message.error())
-        if caught_up and any(p.topic == self.control_topic for p in partitions):
-            self.control_read = True
+        if caught_up:
+            self.read_to_end.update(p.topic for p in partitions)
 
     def _add(self, topic: str, key: bytes | None, value: bytes | None) -> None:
         if topic == self.topic:
             self.heartbeats.add(key, value)
+        elif topic == self.source_topic:
+            self.sources.add(key, value)
         elif key == MODEL_CHOICE_KEY:  # the control topic; other keys are other instructions (or noise)
             self.choice = parse_choice(value, self.choice)
 
@@ -231,6 +249,8 @@ class ClusterMonitor:
             tuple(problems),
             status.choice,
             status.control_read,
+            status.sources.latest(),
+            status.sources_read,
         )
         with self._lock:
             recovered = self._snapshot.error is not None

@@ -15,6 +15,7 @@ import streamlit as st
 from common.settings import Settings, get_settings
 from dashboard.adhoc import AdhocSubmitter
 from dashboard.cluster_monitor import ClusterMonitor
+from dashboard.live_control import LiveSourceHolder
 from dashboard.model_control import BuildLauncher, ChoicePublisher, PretrainedChecker
 from dashboard.producer_control import ProducerHolder
 from dashboard.results_feed import ResultsFeed
@@ -42,6 +43,10 @@ def _stop_producer(holder: ProducerHolder) -> None:
     holder.stop()
 
 
+def _stop_live_sources(holder: LiveSourceHolder) -> None:
+    holder.stop_all()
+
+
 def _close_publisher(publisher: ChoicePublisher) -> None:
     publisher.close()
 
@@ -61,6 +66,13 @@ def _producer_holder(key: str, _settings: Settings) -> ProducerHolder:
         holder.autostart()
     except Exception:  # a bad autostart must not take the app down; the page shows the producer stopped
         logger.exception("Producer autostart failed")
+    return holder
+
+
+@st.cache_resource(show_spinner=False, on_release=_stop_live_sources)
+def _live_sources(key: str, _settings: Settings) -> LiveSourceHolder:
+    holder = LiveSourceHolder(_settings)
+    atexit.register(holder.stop_all)  # as the producer's: the children stop (and flush) with the server
     return holder
 
 
@@ -96,6 +108,10 @@ def results_feed() -> ResultsFeed:
 
 def producer_holder() -> ProducerHolder:
     return _producer_holder(_key(), settings())
+
+
+def live_sources() -> LiveSourceHolder:
+    return _live_sources(_key(), settings())
 
 
 def cluster_monitor() -> ClusterMonitor:

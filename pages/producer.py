@@ -1,4 +1,5 @@
-"""Producer: start and stop the server's post producer, pick its source, change its rate live."""
+"""Producer: start and stop the server's post producer, pick its source, change its rate live; run live sources
+(Bluesky, Mastodon, a Facebook page) and see every live source's status."""
 
 from __future__ import annotations
 
@@ -6,12 +7,16 @@ import time
 
 import streamlit as st
 
+from common.contract import SourceState
 from dashboard import resources, widgets
+from dashboard.live_control import NETWORK_LABELS, LiveOptions, Network
+from dashboard.live_sources import shown_state, sources_table
 from dashboard.producer_control import SOURCE_LABELS, SourceKind, Upload
 
 widgets.run_through_app()
 
 holder = resources.producer_holder()
+live = resources.live_sources()
 settings = resources.settings()
 
 widgets.status_bar()
@@ -111,3 +116,145 @@ def controls_and_stats() -> None:
 
 
 controls_and_stats()
+
+
+st.header("Live sources", divider="gray")
+st.caption(
+    "Real posts as they are written, one process per network (python -m producer --source ...), run by the server: "
+    "they keep running when this tab closes. The table shows every source reporting on "
+    f"{widgets.literal(settings.topic_source_status)}, the webhook and those started elsewhere included."
+)
+
+
+LIVE_FIELDS: dict[Network, tuple[str, ...]] = {
+    "bluesky": ("keywords", "languages", "accounts"),
+    "mastodon": ("instance_url", "timeline", "hashtag", "list_id", "keywords", "languages"),
+    "facebook": ("page_id", "keywords", "languages"),
+}
+
+
+def start_live() -> None:
+    network: Network = st.session_state["live-network"]
+    token_key = f"live-token-{network}"
+    token = st.session_state.get(token_key, "")
+    st.session_state[token_key] = ""  # used once: never kept, never shown again
+    options = LiveOptions(
+        network,
+        **{field: st.session_state.get(f"live-{field}") or "" for field in LIVE_FIELDS[network]},
+    )
+    try:
+        live.start(options, token)
+    except (OSError, RuntimeError) as exc:
+        st.session_state["live-error"] = str(exc)
+    else:
+        st.session_state.pop("live-error", None)
+
+
+with st.container(border=True):
+    network = st.radio(
+        "Network", list(NETWORK_LABELS), format_func=NETWORK_LABELS.get, horizontal=True, key="live-network"
+    )
+    first, second, third = st.columns(3)
+    if network == "mastodon":
+        first.text_input("Instance URL", placeholder=settings.mastodon_instance_url, key="live-instance_url")
+        second.selectbox(
+            "Timeline",
+            ["public", "local", "hashtag", "list"],
+            index=None,
+            placeholder=settings.mastodon_timeline,
+            key="live-timeline",
+        )
+        third.text_input("Hashtag (hashtag timeline)", key="live-hashtag")
+        first.text_input("List id (list timeline, needs a token)", key="live-list_id")
+    if network == "facebook":
+        first.text_input("Page id", placeholder=settings.facebook_page_id or "", key="live-page_id")
+    second.text_input("Keywords", placeholder="comma-separated, whole words; empty = every post", key="live-keywords")
+    third.text_input(
+        "Languages", placeholder=f"comma-separated; empty = {settings.live_languages}", key="live-languages"
+    )
+    if network == "bluesky":
+        first.text_input("Accounts", placeholder="comma-separated DIDs; empty = everyone", key="live-accounts")
+    else:
+        token_name = "Access token (optional)" if network == "mastodon" else "Page access token"
+        st.text_input(
+            token_name,
+            type="password",
+            key=f"live-token-{network}",
+            help="Passed to the source's process in its environment only; not kept, logged or shown again. "
+            "Empty: the server's own setting, if any.",
+        )
+
+
+@st.fragment(run_every=2)
+def live_sources() -> None:
+    """The server's live source processes and every source's status; refreshes itself (reads snapshots only)."""
+    children = {child.network: child for child in live.states()}
+    chosen: Network = st.session_state["live-network"]
+    st.button(
+        f"Connect {NETWORK_LABELS[chosen]}",
+        icon=":material/play_arrow:",
+        type="primary",
+        disabled=chosen in children and children[chosen].running,
+        on_click=start_live,
+        key="live-start",
+    )
+    if "live-error" in st.session_state:
+        st.error("The live source did not start.", icon=":material/error:")
+        st.text(st.session_state["live-error"])
+    now = time.time()
+    for child in children.values():
+        label = NETWORK_LABELS[child.network]
+        with st.container(border=True, key=f"live-child-{child.network}"):
+            if child.running:
+                left, right = st.columns([4, 1])
+                left.success(
+                    f"{label} source running since {widgets.clock(child.started_at)} (pid {child.pid})",
+                    icon=":material/play_circle:",
+                )
+                right.button(
+                    "Disconnect",
+                    icon=":material/link_off:",
+                    on_click=live.stop,
+                    args=(child.network,),
+                    key=f"live-stop-{child.network}",
+                )
+            elif child.failed:
+                st.error(
+                    f"{label} source exited with code {child.returncode} {widgets.ago(now - (child.ended_at or now))}.",
+                    icon=":material/error:",
+                )
+                st.code(child.tail or "(it wrote nothing)", language=None)
+            else:
+                st.info(
+                    f"{label} source stopped {widgets.ago(now - (child.ended_at or now))}.",
+                    icon=":material/stop_circle:",
+                )
+    snapshot = resources.cluster_monitor().snapshot()
+    if not snapshot.sources:
+        st.info(
+            "No live source has reported yet." if snapshot.sources_read else "Reading the live sources' statuses…",
+            icon=":material/info:",
+        )
+        return
+    st.dataframe(
+        sources_table(snapshot.sources, now, widgets.clock, widgets.ago),
+        hide_index=True,
+        column_config={
+            "source": st.column_config.TextColumn(width="small"),
+            "network": st.column_config.TextColumn(width="small"),
+            "state": st.column_config.TextColumn(width="medium"),
+            "posts/s": st.column_config.NumberColumn(format="%.1f", width="small"),
+            "duplicates": st.column_config.NumberColumn(width="small"),
+            "skipped": st.column_config.TextColumn(width="medium"),
+            "bad frames": st.column_config.NumberColumn(width="small"),
+            "last post": st.column_config.TextColumn(width="medium"),
+            "last error": st.column_config.TextColumn(width="large"),
+            "following": st.column_config.TextColumn(width="large"),
+        },
+    )
+    for status in snapshot.sources:  # the whole error, which the table cuts
+        if shown_state(status, now) == SourceState.RETRYING and status.last_error:
+            st.text(f"{status.name} retrying: {status.last_error}")
+
+
+live_sources()
