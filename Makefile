@@ -40,7 +40,7 @@ model-card: $(INSTALLED) ## render the full model's card (models/) into docs/mod
 schema: $(INSTALLED) ## write the message contract's JSON Schema files (docs/contract/) from common/contract.py
 	$(PY) -m common.contract_schema
 
-bench: model ## run the benchmarks (about 15 minutes) with a profile of the pipeline worker; writes docs/benchmarks/
+bench: model ## run the benchmarks (about 15 minutes per model runtime) with a profile of the pipeline worker; writes docs/benchmarks/
 	$(PY) -m bench --profile
 
 webhook: setup ## serve the HTTP ingestion endpoint on 127.0.0.1:8600 (SENTISTREAM_WEBHOOK_*); Kafka must be running

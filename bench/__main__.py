@@ -1,4 +1,10 @@
-"""``python -m bench [--quick] [--only NAME ...]``: run the benchmarks against local Kafka and write the report."""
+"""``python -m bench [--quick] [--only NAME ...] [--runtimes NAME ...]``: run the benchmarks against local Kafka and
+write the report.
+
+The model's benchmarks (raw model, pipeline, latency, scaling) run once per runtime the model can run on: torch,
+and each ONNX runtime whose export passed its check (``sentiment_model.runtimes``); the others are listed with the
+reason they were left out.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +13,31 @@ import datetime
 import logging
 import os
 import sys
+from pathlib import Path
 
-from bench import latency, model_throughput, pipeline_throughput, producer_throughput, slowest_batch
+from bench import latency, model_throughput, physical, pipeline_throughput, producer_throughput, slowest_batch
 from bench.environment import bench_kafka, machine, output_dir
 from bench.report import markdown, write
 from common.settings import PROJECT_ROOT, get_settings
+from sentiment_model import registry, runtimes
 
-BENCHMARKS = ("model", "pipeline", "latency", "producer", "dashboard", "scaling", "slowest")
+BENCHMARKS = ("model", "pipeline", "latency", "producer", "dashboard", "scaling", "slowest", "physical")
+
+
+def runnable(model: str, asked: list[str], models_dir: Path) -> tuple[list[str], dict[str, str]]:
+    """The runtimes of ``asked`` that ``model`` can run on, and why each other one cannot."""
+    resolved = registry.resolve(model, models_dir)
+    chosen, skipped = [], {}
+    for runtime in asked:
+        if runtime == runtimes.TORCH:
+            chosen.append(runtime)
+        elif resolved is None or not resolved.endswith(".pt"):
+            skipped[runtime] = f"{model} is no built .pt model"
+        elif (choice := runtimes.choose(runtime, Path(resolved))).runtime != runtime:
+            skipped[runtime] = choice.why
+        else:
+            chosen.append(runtime)
+    return chosen, skipped
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,6 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: proves the benchmarks run, measures nothing")
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS, default=list(BENCHMARKS))
     parser.add_argument("--model", help="model spec (default: SENTISTREAM_MODEL)")
+    parser.add_argument(
+        "--runtimes",
+        nargs="+",
+        choices=runtimes.RUNTIMES,
+        default=list(runtimes.RUNTIMES),
+        help="the runtimes to measure the model on (default: every one it can run on)",
+    )
     parser.add_argument(
         "--latency-rate", type=float, help="posts/s of the latency run (default: 50%% of the measured maximum)"
     )
@@ -44,30 +75,18 @@ def main(argv: list[str] | None = None) -> int:
         "model_batch_size": settings.model_batch_size,
         "batch_max_wait_ms": settings.batch_max_wait_ms,
     }
+    measured, run["skipped_runtimes"] = runnable(model, args.runtimes, settings.models_dir)
+    for runtime, why in run["skipped_runtimes"].items():
+        print(f"Not measuring {runtime}: {why}", flush=True)
+    if "physical" in args.only:
+        print("Physical estimate: FLOPs per post, matrix-multiply throughput", flush=True)
+        run["physical"] = physical.measure(
+            model, model_throughput.sample_texts(64 if quick else 1024), settings.torch_threads
+        )
+    run["runtimes"] = {}
     with bench_kafka() as servers:
-        if "model" in args.only:
-            print("Raw model throughput", flush=True)
-            run["model"] = model_throughput.measure(
-                model, 64 if quick else 1024, settings.torch_threads, settings.batch_size, settings.model_quantize
-            )
-        best = run["model"]["best"]["posts_per_second"] if "model" in run else 80.0
-        # >= 60 s of work at the model's own speed.
-        posts = 200 if quick else int(best * 75)
-        if "pipeline" in args.only:
-            print("Pipeline throughput", flush=True)
-            run["pipeline"] = pipeline_throughput.measure(
-                servers,
-                model,
-                posts,
-                1,
-                settings.torch_threads,
-                profile_to=out / "pipeline-profile.raw" if args.profile else None,
-            )
-        if "latency" in args.only:
-            max_rate = run["pipeline"]["posts_per_second"] if "pipeline" in run else best
-            rate = args.latency_rate or 0.5 * max_rate
-            print(f"Latency at {rate:.0f} posts/s", flush=True)
-            run["latency"] = latency.measure(servers, model, rate, 10 if quick else 60, 5 if quick else 100)
+        for runtime in measured:
+            run["runtimes"][runtime] = measure_runtime(servers, model, runtime, args, out)
         if "producer" in args.only:
             print("Producer throughput", flush=True)
             run["producer"] = {
@@ -79,14 +98,6 @@ def main(argv: list[str] | None = None) -> int:
 
             print("Dashboard consumer", flush=True)
             run["dashboard"] = dashboard_ingest.measure(servers, 20_000 if quick else 1_000_000)
-        if "scaling" in args.only:
-            # The cores are shared: each of N workers gets cores / N torch threads (more would oversubscribe).
-            cores = os.cpu_count() or 1
-            print("Scaling: 1 and 2 workers", flush=True)
-            run["scaling"] = [
-                pipeline_throughput.measure(servers, model, posts, workers, max(1, cores // workers))
-                for workers in (1, 2)
-            ]
     if "slowest" in args.only:
         print("Slowest possible batch", flush=True)
         run["slowest"] = {
@@ -103,6 +114,48 @@ def main(argv: list[str] | None = None) -> int:
     write(run, out)
     print(markdown(run))
     return 0
+
+
+def measure_runtime(servers: str, model: str, runtime: str, args: argparse.Namespace, out: Path) -> dict[str, object]:
+    """The model's benchmarks on one runtime: raw model, pipeline (1 worker), latency at half its rate, scaling."""
+    settings = get_settings()
+    quick = args.quick
+    figures: dict[str, object] = {}
+    if "model" in args.only:
+        print(f"Raw model throughput on {runtime}", flush=True)
+        figures["model"] = model_throughput.measure(
+            model,
+            64 if quick else 1024,
+            settings.torch_threads,
+            settings.batch_size,
+            settings.model_quantize,
+            runtime=runtime,
+        )
+    best = figures["model"]["best"]["posts_per_second"] if "model" in figures else 80.0
+    # >= 60 s of work at the model's own speed.
+    posts = 200 if quick else int(best * 75)
+    if "pipeline" in args.only:
+        print(f"Pipeline throughput on {runtime}", flush=True)
+        profile_to = out / f"pipeline-profile-{runtime}.raw" if args.profile else None
+        figures["pipeline"] = pipeline_throughput.measure(
+            servers, model, posts, 1, settings.torch_threads, profile_to=profile_to, runtime=runtime
+        )
+    if "latency" in args.only:
+        max_rate = figures["pipeline"]["posts_per_second"] if "pipeline" in figures else best
+        rate = args.latency_rate or 0.5 * max_rate
+        print(f"Latency on {runtime} at {rate:.0f} posts/s", flush=True)
+        figures["latency"] = latency.measure(
+            servers, model, rate, 10 if quick else 60, 5 if quick else 100, runtime=runtime
+        )
+    if "scaling" in args.only:
+        # The cores are shared: each of N workers gets cores / N threads (more would oversubscribe).
+        cores = os.cpu_count() or 1
+        print(f"Scaling on {runtime}: 1 and 2 workers", flush=True)
+        figures["scaling"] = [
+            pipeline_throughput.measure(servers, model, posts, workers, max(1, cores // workers), runtime=runtime)
+            for workers in (1, 2)
+        ]
+    return figures
 
 
 if __name__ == "__main__":

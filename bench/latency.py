@@ -76,9 +76,15 @@ class ResultWatcher(threading.Thread):
 
 
 def measure(
-    bootstrap_servers: str, model: str, rate: float, seconds: float, adhoc_submissions: int, warmup: float = 5.0
+    bootstrap_servers: str,
+    model: str,
+    rate: float,
+    seconds: float,
+    adhoc_submissions: int,
+    warmup: float = 5.0,
+    runtime: str = "torch",
 ) -> dict[str, object]:
-    settings = fresh_settings(bootstrap_servers, model=model, auto_offset_reset="latest")
+    settings = fresh_settings(bootstrap_servers, model=model, auto_offset_reset="latest", model_runtime=runtime)
     pipeline = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "--no-stats"],
         cwd=PROJECT_ROOT,
@@ -129,11 +135,12 @@ def measure(
     in_pipeline = [r.processed_at - r.produced_at for _, r in steady]
     e2e = percentiles(end_to_end)
     print(
-        f"  latency at {rate:.0f} posts/s: p50 {e2e['p50'] * 1000:.0f} ms, p95 {e2e['p95'] * 1000:.0f} ms, "
+        f"  latency on {runtime} at {rate:.0f} posts/s: p50 {e2e['p50'] * 1000:.0f} ms, p95 {e2e['p95'] * 1000:.0f} ms, "
         f"p99 {e2e['p99'] * 1000:.0f} ms over {len(end_to_end)} posts",
         flush=True,
     )
     result = {
+        "runtime": runtime,
         "rate": rate,
         "seconds": seconds,
         "end_to_end_seconds": e2e,

@@ -35,11 +35,20 @@ def _posts_per_second(texts: list[str], score: Callable[[list[str]], object], ca
 
 
 def measure(
-    model: str, texts_per_size: int, torch_threads: int, pipeline_batch: int, quantize: bool = False
+    model: str,
+    texts_per_size: int,
+    torch_threads: int,
+    pipeline_batch: int,
+    quantize: bool = False,
+    runtime: str = "torch",
 ) -> dict[str, object]:
+    """``runtime``: what runs the encoder (``sentiment_model.runtimes``); one the model cannot run on is an error,
+    not a silent fallback to another."""
     from sentiment_model.classifier import SentimentClassifier
 
-    classifier = SentimentClassifier.load(model, torch_threads, quantize=quantize)
+    classifier = SentimentClassifier.load(model, torch_threads, quantize=quantize, runtime=runtime)
+    if classifier.runtime != runtime:
+        raise RuntimeError(f"{model} cannot run on {runtime} (see the log for why)")
     texts = sample_texts(texts_per_size)
     classifier.predict(texts[:64], batch_size=32)  # warm-up: lazy initialisation, allocator
     figures: dict[str, dict[int, float]] = {mode: {} for mode in MODES}
@@ -53,7 +62,7 @@ def measure(
         for mode in MODES:
             figures[mode][batch_size] = _posts_per_second(texts, score, call_sizes[mode])
         print(
-            f"  model {classifier.name} batch {batch_size:>3}: "
+            f"  model {classifier.name} on {runtime}, batch {batch_size:>3}: "
             + ", ".join(f"{mode.replace('_', ' ')} {figures[mode][batch_size]:6.1f}" for mode in MODES)
             + " posts/s",
             flush=True,
@@ -65,6 +74,7 @@ def measure(
     best_arrival = max(arrival, key=arrival.get)
     return {
         "model": classifier.name,
+        "runtime": runtime,
         "texts": len(texts),
         "pipeline_batch": pipeline_batch,
         **figures,

@@ -27,10 +27,17 @@ def preproduce(settings: Settings, count: int) -> None:
 
 
 def measure(
-    bootstrap_servers: str, model: str, posts: int, workers: int, torch_threads: int, profile_to: Path | None = None
+    bootstrap_servers: str,
+    model: str,
+    posts: int,
+    workers: int,
+    torch_threads: int,
+    profile_to: Path | None = None,
+    runtime: str = "torch",
 ) -> dict[str, object]:
-    """``profile_to``: sample the (first) classifier worker with py-spy into this file, after a warm-up."""
-    settings = fresh_settings(bootstrap_servers, model=model, torch_threads=torch_threads)
+    """``profile_to``: sample the (first) classifier worker with py-spy into this file, after a warm-up.
+    ``runtime``: the workers' ``SENTISTREAM_MODEL_RUNTIME``."""
+    settings = fresh_settings(bootstrap_servers, model=model, torch_threads=torch_threads, model_runtime=runtime)
     preproduce(settings, posts)
     pipeline = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "--workers", str(workers), "--no-stats"],
@@ -62,12 +69,14 @@ def measure(
     rate = (len(results) - first_batch) / (last - first)
     mean_batch = len(results) / len({r.processed_at for r in results})
     print(
-        f"  pipeline, {workers} worker(s) x {torch_threads} torch thread(s), batch {settings.batch_size} "
+        f"  pipeline on {runtime}, {workers} worker(s) x {torch_threads} thread(s), batch {settings.batch_size} "
         f"(forward passes of {settings.model_batch_size}): {rate:8.1f} posts/s over {last - first:.1f} s, "
         f"{mean_batch:.0f} posts per batch on average",
         flush=True,
     )
     return {
+        "runtime": runtime,
+        "models": sorted({r.model for r in results}),  # names the runtime: int8 variants end in -int8
         "workers": workers,
         "torch_threads": torch_threads,
         "posts": posts,

@@ -1,7 +1,7 @@
 """Where a pipeline worker spends its time: a py-spy sample of the classifier worker, in three parts.
 
 ``python -m bench --only pipeline --profile`` samples the worker while it runs flat out and reports the
-share of samples in the model's forward pass (torch), in preparing text for it (Flair sentences, the
+share of samples in the model's forward pass (torch or ONNX Runtime), in preparing text for it (Flair sentences, the
 tokenizers) and in everything else (Kafka, Quix, validation, results). The raw samples are kept next
 to the report so the split can be checked or drawn as a flame graph.
 """
@@ -21,12 +21,12 @@ import psutil
 logger = logging.getLogger(__name__)
 
 PARTS = (
-    "model forward pass (torch)",
+    "model forward pass (torch or ONNX Runtime)",
     "text preparation (Flair sentences, tokenizers)",
     "Kafka, Quix, validation, results",
 )
 # Frames that mark a sample's part, checked in this order.
-_FORWARD_PASS = ("torch/nn/modules/", "transformers/models/")
+_FORWARD_PASS = ("torch/nn/modules/", "transformers/models/", "onnxruntime/")
 _TEXT_PREPARATION = ("flair/", "transformers/", "segtok/", "tokenizers/")
 
 

@@ -105,7 +105,13 @@ class Settings(BaseSettings):
     )
     models_dir: Path = Field(default=MODELS_DIR, description="where the build writes models, cards and progress")
     torch_threads: int = Field(default=2, ge=1)
-    model_quantize: bool = Field(default=False, description="int8 dynamic quantisation of Linear layers")
+    model_quantize: bool = Field(default=False, description="int8 dynamic quantisation of Linear layers (torch)")
+    model_runtime: Literal["torch", "onnx", "onnx-int8", "auto"] = Field(
+        default="auto",
+        description="what runs a .pt model's transformer encoder: torch, ONNX Runtime fp32 or int8 (from the checked "
+        "export beside the model; the next one down when that is missing or failed its check), or auto: the fastest "
+        "that passed its check (torch when there is no export)",
+    )
     # A plain string (not a list) so that as_environment() hands it to child processes as it came.
     model_languages: str = Field(
         default="en",

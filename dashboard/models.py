@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pydantic import ValidationError as PydanticValidationError
 
 from sentiment_model import registry
 from sentiment_model.registry import BuildProgress, BuiltModel
+from sentiment_model.runtimes import Validation
 
 KIND_NAMES = {"quick": "quick", "full": "full"}
 
@@ -167,7 +169,8 @@ def by_source_frame(card: dict[str, Any]) -> pd.DataFrame:
 
 
 def speed_frame(card: dict[str, Any]) -> pd.DataFrame:
-    """Sentences per second by runtime (torch fp32; int8 when measured) and batch size, with their accuracy."""
+    """Sentences per second by runtime (torch fp32; torch int8 and ONNX Runtime when measured) and batch size, with
+    their accuracy."""
     rows = []
     fp32 = card.get("speed_sentences_per_second")
     threads = (card.get("config") or {}).get("torch_threads")
@@ -179,7 +182,7 @@ def speed_frame(card: dict[str, Any]) -> pd.DataFrame:
                 "batch 32": fp32.get("batch_32"),
                 "accuracy": _number(held_out(card).get("accuracy")),
                 "macro-F1": _number(held_out(card).get("macro_f1")),
-                "torch threads": threads,
+                "threads": threads,
             }
         )
     int8 = card.get("test_int8_dynamic_quantization")
@@ -192,10 +195,38 @@ def speed_frame(card: dict[str, Any]) -> pd.DataFrame:
                 "batch 32": speed.get("batch_32"),
                 "accuracy": _number(int8.get("accuracy")),
                 "macro-F1": _number(int8.get("macro_f1")),
-                "torch threads": threads,
+                "threads": threads,
             }
         )
+    rows += onnx_speed_rows(card)
     return pd.DataFrame(rows)
+
+
+ONNX_TITLES = {"onnx": "ONNX Runtime fp32", "onnx-int8": "ONNX Runtime int8"}
+
+
+def onnx_speed_rows(card: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ONNX runtimes checked at export (``sentiment_model.runtimes``): figures, and whether each may serve."""
+    recorded = card.get("runtimes")
+    try:
+        validation = Validation.model_validate(recorded) if isinstance(recorded, dict) else None
+    except PydanticValidationError:
+        return []
+    if validation is None:
+        return []
+    return [
+        {
+            "runtime": ONNX_TITLES.get(check.runtime, check.runtime),
+            "batch 1": check.speed.get("batch_1"),
+            "batch 32": check.speed.get("batch_32"),
+            "accuracy": check.accuracy,
+            "macro-F1": check.macro_f1,
+            "threads": validation.threads,
+            "check": f"{'passed' if check.passed else 'failed'}: {check.reason}",
+        }
+        for check in validation.checks.values()
+        if check.runtime in ONNX_TITLES
+    ]
 
 
 def data_frame(card: dict[str, Any]) -> pd.DataFrame:

@@ -93,7 +93,11 @@ def run_classifier(settings: Settings, identity: WorkerIdentity, careful: bool) 
     model = target_for(settings.model, settings.models_dir)
     if model.model is None:
         raise ModelNotFound(str(model.waiting_for))
-    classifier = SentimentClassifier.load(model.model, settings.torch_threads, quantize=settings.model_quantize)
+    # The runtime's ONNX files were exported and checked by the build (or `python -m sentiment_model.onnx_export`);
+    # without them the model runs on torch, and the log says why: a worker never exports.
+    classifier = SentimentClassifier.load(
+        model.model, settings.torch_threads, quantize=settings.model_quantize, runtime=settings.model_runtime
+    )
     files = WorkerFiles(settings.state_dir, identity)
     if settings.processing_guarantee == "exactly-once":
         watch_transactions(settings.transaction_stall_seconds)
@@ -101,9 +105,10 @@ def run_classifier(settings: Settings, identity: WorkerIdentity, careful: bool) 
         _run_carefully(settings, classifier, files, identity.member)
         return
     logger.info(
-        "Classifier worker %d: model %s, batch %d, max wait %d ms, %s",
+        "Classifier worker %d: model %s on %s, batch %d, max wait %d ms, %s",
         os.getpid(),
         classifier.name,
+        classifier.runtime,
         settings.batch_size,
         settings.batch_max_wait_ms,
         settings.processing_guarantee,

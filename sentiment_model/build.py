@@ -71,10 +71,13 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from common.contract import LABELS
 from common.logs import LOG_FORMAT, configure_logging
 from common.settings import PROJECT_ROOT, get_settings
-from sentiment_model import datasets, registry
+from sentiment_model import datasets, onnx_export, registry, runtimes
 from sentiment_model.classifier import SentimentClassifier
 from sentiment_model.datasets import Example
+from sentiment_model.evaluation import evaluate, measure_speed
 from sentiment_model.progress import STOP, BuildReporter, BuildStopped, flair_plugin
+from sentiment_model.registry import EXIT_BUSY, EXIT_FAILED, EXIT_STOPPED
+from sentiment_model.runtimes import Validation
 
 logger = logging.getLogger(__name__)
 
@@ -82,9 +85,6 @@ LABEL_TYPE = "sentiment"
 CARD_SCHEMA = 1
 DOCS_CARD = PROJECT_ROOT / "docs" / "model-card.md"
 
-EXIT_FAILED = 1
-EXIT_BUSY = 75  # sysexits' EX_TEMPFAIL: try again later
-EXIT_STOPPED = 128  # + the signal's number, as a shell reports a process ended by it
 
 PROFILES: dict[str, dict[str, Any]] = {
     "full": {
@@ -119,6 +119,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "torch_threads": 2,
         "evaluate_quantized": False,
         "speed_texts": 128,
+        # Its point is to serve within minutes: checking three runtimes on the test set would add minutes more.
+        "export_onnx": False,
     },
     "tiny": {
         "fine_tune": False,
@@ -136,6 +138,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "torch_threads": 2,
         "evaluate_quantized": False,
         "speed_texts": 0,
+        # The session's model of the tests runs on torch; the tests of the ONNX runtimes export one of their own.
+        "export_onnx": False,
     },
 }
 # The model each profile builds when no --out is given.
@@ -146,8 +150,20 @@ PROFILE_MODEL = {profile: name for name, profile in registry.PROFILE_OF.items()}
 # in train mode), trained through the fine-tuned encoder, predicted (fp32, int8), and head steps.
 NOMINAL_POOL = {"train": 34_371, "dev": 1_938, "test": 4_028}
 RATE = {"embed": 170.0, "embed_in_training": 100.0, "fine_tune": 32.0, "predict": 160.0, "predict_int8": 280.0}
+# The ONNX export: export, graph optimisation and quantisation (seconds), then the test set scored by torch, onnx
+# and onnx-int8 (texts per second) and each one's speed measured.
+EXPORT_SECONDS = 25.0
+RATE_ONNX = {"torch": 160.0, "onnx": 160.0, "onnx_int8": 350.0}
+# The speed of each runtime decides what `auto` serves: measured even for profiles whose card has no speed.
+RUNTIME_SPEED_TEXTS = 64
 HEAD_SECONDS_PER_TEXT_EPOCH = 1 / 20_000
 LOAD_SECONDS = 8.0  # imports, data, the base model
+
+
+def exports_onnx(config: dict[str, Any]) -> bool:
+    """Whether a build exports and checks the model's ONNX runtimes: the product's profiles do (their settings
+    predate the export, and a change of settings would rebuild their models), ``tiny`` only when asked."""
+    return bool(config.get("export_onnx", True))
 
 
 class ModelBusy(RuntimeError):
@@ -267,71 +283,6 @@ def _train(
         trainer.train(optimizer=torch.optim.Adam, embeddings_storage_mode="cpu", **common)
 
 
-EVALUATE_CHUNK = 256
-
-
-def evaluate(
-    classifier: SentimentClassifier,
-    test: Sequence[Example],
-    batch_size: int = 32,
-    progress: Callable[[float], None] | None = None,
-) -> dict[str, Any]:
-    """Accuracy, per-class precision/recall/F1, macro-F1 and confusion matrix (rows true, columns predicted)."""
-    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
-
-    gold = [e.label for e in test]
-    # Shortest first, in chunks (for progress): as Flair would sort one call, so batches pad little.
-    order = sorted(range(len(test)), key=lambda i: len(test[i].text))
-    predicted = [""] * len(test)
-    for start in range(0, len(order), EVALUATE_CHUNK):
-        chunk = order[start : start + EVALUATE_CHUNK]
-        for i, prediction in zip(
-            chunk, classifier.predict([test[i].text for i in chunk], batch_size=batch_size), strict=True
-        ):
-            predicted[i] = prediction.label
-        if progress is not None:
-            progress(min(start + EVALUATE_CHUNK, len(order)) / len(order))
-    labels = list(LABELS)
-    precision, recall, f1, support = precision_recall_fscore_support(gold, predicted, labels=labels, zero_division=0)
-    return {
-        "test_size": len(test),
-        "accuracy": round(sum(g == p for g, p in zip(gold, predicted, strict=True)) / len(test), 4),
-        "macro_f1": round(float(f1.mean()), 4),
-        "per_class": {
-            label: {
-                "precision": round(float(precision[i]), 4),
-                "recall": round(float(recall[i]), 4),
-                "f1": round(float(f1[i]), 4),
-                "support": int(support[i]),
-            }
-            for i, label in enumerate(labels)
-        },
-        "confusion_matrix": {
-            "labels": labels,
-            "rows_true_columns_predicted": confusion_matrix(gold, predicted, labels=labels).tolist(),
-        },
-        "by_source_accuracy": {
-            source: round(
-                sum(g == p for g, p, e in zip(gold, predicted, test, strict=True) if e.source == source)
-                / sum(1 for e in test if e.source == source),
-                4,
-            )
-            for source in sorted({e.source for e in test})
-        },
-    }
-
-
-def measure_speed(classifier: SentimentClassifier, texts: Sequence[str]) -> dict[str, float]:
-    """Sentences per second at batch sizes 1 and 32 (after one warm-up batch)."""
-    speed = {}
-    classifier.predict(texts[:32], batch_size=32)
-    for batch_size in (1, 32):
-        started = time.perf_counter()
-        classifier.predict(texts, batch_size=batch_size)
-        speed[f"batch_{batch_size}"] = round(len(texts) / (time.perf_counter() - started), 1)
-    return speed
-
-
 def _sizes(config: dict[str, Any]) -> dict[str, int]:
     """About how many texts each split of a build uses (for the estimate, before the data is loaded)."""
 
@@ -364,16 +315,28 @@ def estimate_phases(config: dict[str, Any]) -> list[tuple[str, float]]:
     phases.append(("evaluating", 3.0 + sizes["test"] / RATE["predict"] + speed_seconds))
     if config["evaluate_quantized"]:
         phases.append(("evaluating int8", 3.0 + sizes["test"] / RATE["predict_int8"] + speed_seconds))
+    if exports_onnx(config):
+        phases.append(("checking runtimes", _export_seconds(config)))
     phases.append(("writing card", 0.5))
     return phases
+
+
+def _export_seconds(config: dict[str, Any]) -> float:
+    """About how long the ONNX export and its checks take on 2 idle cores (speeds: 2 rounds at 2 batch sizes)."""
+    per_text = sum(1 / rate for rate in RATE_ONNX.values())
+    speed_texts = max(config["speed_texts"], RUNTIME_SPEED_TEXTS)
+    return EXPORT_SECONDS + (_sizes(config)["test"] + speed_texts * 4) * per_text
 
 
 def _up_to_date(out: Path, profile: str, config: dict[str, Any]) -> dict[str, Any] | None:
     """The card of the model at ``out`` if it is built, with this profile and these settings."""
     card = registry.read_card(out) if out.exists() else None
-    if card and card.get("schema") == CARD_SCHEMA and card.get("profile") == profile and card.get("config") == config:
-        return card
-    return None
+
+    def training(settings: dict[str, Any]) -> dict[str, Any]:  # whether it exports does not change the model
+        return {key: value for key, value in settings.items() if key != "export_onnx"}
+
+    same_model = card and card.get("schema") == CARD_SCHEMA and card.get("profile") == profile
+    return card if same_model and training(card.get("config") or {}) == training(config) else None
 
 
 def lock_path(models_dir: Path, name: str) -> Path:
@@ -451,9 +414,15 @@ def _discard_unfinished(out: Path) -> None:
 
 
 def build_model(
-    out: Path, profile: str = "full", force: bool = False, markdown_out: Path | None = None, **overrides: Any
+    out: Path,
+    profile: str = "full",
+    force: bool = False,
+    markdown_out: Path | None = None,
+    **overrides: Any,
 ) -> dict[str, Any]:
-    """Train, save and evaluate the model of `profile` at `out`; return its model card.
+    """Train, save and evaluate the model of `profile` at `out`, export and check its ONNX runtimes (see
+    :func:`exports_onnx`); return its model card. A model built already is exported if it was not (a build from
+    before the export).
 
     Its name is the file's stem; its progress, log and lock go beside it. Raises :class:`ModelBusy` if another
     process is building it, :class:`BuildStopped` if a stop signal arrived (with ``STOP`` installed).
@@ -475,6 +444,9 @@ def build_model(
                 card = _build(out, profile, config)
     else:
         logger.info("%s is already built with profile %s; skipping (--force rebuilds)", out, profile)
+        if exports_onnx(config) and runtimes.current_validation(out) is None:
+            with exclusive_build(out.parent, out.stem):
+                card = _export_built(out, profile, config, card)
     if markdown_out is not None:
         _write_markdown(card, markdown_out)
     return card
@@ -616,8 +588,53 @@ def _train_and_evaluate(out: Path, profile: str, config: dict[str, Any], reporte
         if config["speed_texts"]:
             card["test_int8_dynamic_quantization"]["speed_sentences_per_second"] = measure_speed(quantized, texts)
         del quantized
+    if exports_onnx(config):
+        reporter.phase("checking runtimes")
+        validation = _export(out, config, test, reporter.advance, source=model_partial)
+        if validation is not None:
+            card["runtimes"] = validation.model_dump()
     reporter.phase("writing card")
     card["training"]["build_seconds"] = round(time.perf_counter() - started, 1)
+    return card
+
+
+def _export(
+    out: Path,
+    config: dict[str, Any],
+    test: Sequence[Example] | None,
+    progress: Callable[[float], None],
+    source: Path | None = None,
+) -> Validation | None:
+    """The model's ONNX runtimes, exported and checked; None if that failed (the model then runs on torch: a
+    trained model is not thrown away for it)."""
+    try:
+        return onnx_export.export_runtimes(
+            out,
+            test,
+            threads=config["torch_threads"],
+            speed_texts=max(config["speed_texts"], RUNTIME_SPEED_TEXTS),
+            progress=progress,
+            source=source,
+        )
+    except Exception as exc:
+        logger.error("the ONNX export of %s failed (%s: %s); it runs on torch", out.name, type(exc).__name__, exc)
+        return None
+
+
+def _export_built(out: Path, profile: str, config: dict[str, Any], card: dict[str, Any]) -> dict[str, Any]:
+    """Export and check the runtimes of a model built before the build did that, with the build's progress."""
+    reporter = BuildReporter(out.parent, out.stem, profile, [("checking runtimes", _export_seconds(config))])
+    try:
+        with build_log(registry.log_path(out.parent, out.stem)):
+            validation = _export(out, config, None, reporter.advance)
+    except BaseException:
+        with STOP.shielded():
+            reporter.stopped()
+        raise
+    if validation is not None:
+        onnx_export.record_on_card(out, validation)
+        card = registry.read_card(out) or card
+    reporter.done(card["test"]["macro_f1"])
     return card
 
 
@@ -735,6 +752,8 @@ def render_markdown(card: dict[str, Any]) -> str:
                 else "."
             ),
         ]
+    if "runtimes" in card:
+        lines += ["", *_runtimes_markdown(card["runtimes"])]
     lines += [
         "",
         "## Limits",
@@ -745,6 +764,33 @@ def render_markdown(card: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _runtimes_markdown(recorded: dict[str, Any]) -> list[str]:
+    """The card's section on the runtimes the encoder can run on, from their checks at export."""
+    validation = Validation.model_validate(recorded)
+    fastest = max(
+        (check for check in validation.checks.values() if check.passed),
+        key=lambda check: check.speed.get("batch_32", 0.0),
+    )
+    lines = [
+        "## Runtimes",
+        "",
+        f"Checked at export on the {validation.test_size:,} held-out texts (ONNX Runtime {validation.onnxruntime}, "
+        f"{validation.threads} threads; speeds measured in the same run, so comparable with each other, and only "
+        f"meaningful on an idle machine). `SENTISTREAM_MODEL_RUNTIME=auto` serves **{fastest.runtime}**, the fastest "
+        "that passed.",
+        "",
+        "| runtime | accuracy | macro-F1 | labels as torch's | sentences/s, batch 1 | batch 32 | check |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for check in validation.checks.values():
+        lines.append(
+            f"| {check.runtime} | {check.accuracy:.4f} | {check.macro_f1:.4f} | {check.label_agreement:.2%} "
+            f"| {check.speed.get('batch_1', '-')} | {check.speed.get('batch_32', '-')} "
+            f"| {'passed' if check.passed else 'FAILED'}: {check.reason} |"
+        )
+    return lines
 
 
 def write_card_markdown(model_file: Path, markdown: Path) -> dict[str, Any]:

@@ -4,6 +4,10 @@ A spec is either a Flair pretrained name (``sentiment``, ``en-sentiment``, ``sen
 path to a ``.pt`` file. Pretrained models come from Flair's own server; when one is not cached and
 that server cannot be reached, loading fails at once instead of hanging, and never falls back to
 another model.
+
+A ``.pt`` model's transformer encoder can run in ONNX Runtime instead of torch (``runtime``: ``onnx``,
+``onnx-int8`` or ``auto``; ``sentiment_model.runtimes`` decides which, from the checked exports beside the file).
+The classification head stays in torch: it is one small matrix product.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import requests  # noqa: F401  (tests/sentiment_model/test_classifier.py patches requests.head through this module)
 import torch
@@ -30,6 +34,7 @@ import torch
 from sentiment_model.pretrained import PRETRAINED_URLS, REACHABILITY_TIMEOUT_S, cached_file, pretrained_unavailable
 from sentiment_model.pretrained import reachable as _reachable
 from sentiment_model.registry import model_version
+from sentiment_model.runtimes import ONNX_INT8, TORCH, Choice, choose
 
 if TYPE_CHECKING:
     from flair.models import TextClassifier
@@ -81,27 +86,46 @@ def _load_file(path: Path) -> TextClassifier:
     return TextClassifier.load(path)
 
 
+def _choose_runtime(model: TextClassifier, path: Path, runtime: str) -> Choice:
+    from sentiment_model.onnx_encoder import is_exportable
+
+    if not is_exportable(model.embeddings):
+        return Choice(TORCH, None, f"its embeddings ({type(model.embeddings).__name__}) are not a transformer encoder")
+    return choose(runtime, path)
+
+
 class SentimentClassifier:
     """A Flair text classifier behind a small, batch-oriented API with upper-case labels."""
 
-    def __init__(self, model: TextClassifier, name: str, version: str | None = None):
+    def __init__(self, model: TextClassifier, name: str, version: str | None = None, runtime: str = TORCH):
         self._model = model
         self._label_type = model.label_type
         self._name = name
         self._version = version
+        self._runtime = runtime
 
     @classmethod
-    def load(cls, spec: str, torch_threads: int = 2, quantize: bool = False) -> SentimentClassifier:
-        """Load the model named by `spec` once; `quantize` makes its Linear layers int8 (faster on CPU)."""
+    def load(
+        cls, spec: str, torch_threads: int = 2, quantize: bool = False, runtime: str = TORCH
+    ) -> SentimentClassifier:
+        """Load the model named by `spec` once, its encoder run by `runtime` (``torch``, ``onnx``, ``onnx-int8``
+        or ``auto``: see ``sentiment_model.runtimes``) with `torch_threads` threads; `quantize` makes a torch
+        model's Linear layers int8 (faster on CPU)."""
         # Process-wide: the pipeline runs one model per process.
         torch.set_num_threads(torch_threads)
         if spec in PRETRAINED_URLS:
             model, name = _load_pretrained(spec), spec
             version = Path(PRETRAINED_URLS[spec]).stem  # Flair names a model's file by its release
+            choice = Choice(TORCH, None, "a pretrained model has no ONNX export here") if runtime != TORCH else None
         else:
             path = Path(spec).expanduser()
             model, name = _load_file(path), path.stem
             version = model_version(path)
+            choice = _choose_runtime(model, path, runtime) if runtime != TORCH else None
+        if choice is not None:
+            logger.info("model %s runs on %s (%s was asked for): %s", name, choice.runtime, runtime, choice.why)
+        if choice is not None and choice.onnx_file is not None:
+            return cls._on_onnx(model, name, version, choice.runtime, choice.onnx_file, torch_threads)
         model.eval()
         if quantize:
             # inplace: deep-copying a Flair model fails.
@@ -110,9 +134,46 @@ class SentimentClassifier:
         logger.info("loaded sentiment model %s, version %s (label type %r)", name, version, model.label_type)
         return cls(model, name, version)
 
+    @classmethod
+    def load_onnx(cls, path: Path, runtime: str, onnx_file: Path, threads: int = 2) -> SentimentClassifier:
+        """The model file at `path` with its encoder run from `onnx_file`, whether or not that passed a check (for
+        the export's own check)."""
+        torch.set_num_threads(threads)
+        return cls._on_onnx(_load_file(path), path.stem, model_version(path), runtime, onnx_file, threads)
+
+    @classmethod
+    def _on_onnx(
+        cls, model: TextClassifier, name: str, version: str, runtime: str, onnx_file: Path, threads: int
+    ) -> SentimentClassifier:
+        from sentiment_model.onnx_encoder import run_in_onnx
+
+        # The torch encoder goes (its memory with it); the head keeps reading the same embedding names.
+        model.embeddings = run_in_onnx(model.embeddings, onnx_file, threads)
+        model.eval()
+        if runtime == ONNX_INT8:
+            name += "-int8"  # as for torch's int8: results say which variant scored them
+        logger.info(
+            "loaded sentiment model %s, version %s (label type %r), encoder in ONNX Runtime from %s",
+            name,
+            version,
+            model.label_type,
+            onnx_file,
+        )
+        return cls(model, name, version, runtime)
+
     @property
     def name(self) -> str:
         return self._name
+
+    @property
+    def runtime(self) -> str:
+        """What runs the encoder: ``torch``, ``onnx`` or ``onnx-int8``."""
+        return self._runtime
+
+    @property
+    def encoder(self) -> Any:
+        """The model's embeddings: what turns texts into vectors, and nearly all of its work."""
+        return self._model.embeddings
 
     @property
     def version(self) -> str | None:

@@ -7,7 +7,8 @@ from bench.profile import PARTS, breakdown
 OUTER = "run (quixstreams/app.py:975);commit (quixstreams/checkpointing/checkpoint.py:286);flush (pipeline/classifier_sink.py:55)"
 RAW = "\n".join(
     [
-        f"{OUTER};predict (flair/nn/model.py:810);forward (transformers/models/bert/modeling_bert.py:608);linear (torch/nn/modules/linear.py:130) 90",
+        f"{OUTER};predict (flair/nn/model.py:810);forward (transformers/models/bert/modeling_bert.py:608);linear (torch/nn/modules/linear.py:130) 80",
+        f"{OUTER};predict (flair/nn/model.py:810);_forward_tensors (flair/embeddings/transformer.py:821);run (onnxruntime/capi/onnxruntime_inference_collection.py:287) 10",
         f"{OUTER};predict (flair/nn/model.py:810);__init__ (flair/data.py:1020);_sentences (segtok/segmenter.py:90) 6",
         f"{OUTER};_batch_encode_plus (transformers/tokenization_utils_fast.py:500) 2",
         "run (quixstreams/app.py:975);poll (quixstreams/kafka/consumer.py:120) 1",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,17 @@ def test_finished_build_is_skipped(tiny_model_path: Path, card: dict[str, Any]) 
     assert tiny_model_path.stat().st_mtime_ns == built_at
     # A build leaves tracked files alone: the docs' card changes only through `make model-card`.
     assert DOCS_CARD.stat().st_mtime_ns == docs_card
+
+
+def test_a_model_built_before_the_export_setting_existed_is_not_rebuilt(tiny_model_path: Path, tmp_path: Path) -> None:
+    model = tmp_path / tiny_model_path.name
+    shutil.copy2(tiny_model_path, model)
+    card = json.loads(card_path(tiny_model_path).read_text())
+    del card["config"]["export_onnx"]  # as a card written before the build exported ONNX runtimes
+    card_path(model).write_text(json.dumps(card))
+    built_at = model.stat().st_mtime_ns
+    build_model(model, profile="tiny")
+    assert model.stat().st_mtime_ns == built_at
 
 
 def test_card_only_renders_a_built_models_card(tiny_model_path: Path, card: dict[str, Any], tmp_path: Path) -> None:
