@@ -170,7 +170,9 @@ with st.container(border=True):
         first.text_input("Page id", placeholder=settings.facebook_page_id or "", key="live-page_id")
     second.text_input("Keywords", placeholder="comma-separated, whole words; empty = every post", key="live-keywords")
     third.text_input(
-        "Languages", placeholder=f"comma-separated; empty = {settings.live_languages}", key="live-languages"
+        "Languages",
+        placeholder=f"comma-separated; empty = {settings.live_languages or settings.model_languages}",
+        key="live-languages",
     )
     if network == "bluesky":
         first.text_input("Accounts", placeholder="comma-separated DIDs; empty = everyone", key="live-accounts")

@@ -94,6 +94,8 @@ def test_a_source_started_from_the_page_gets_its_token_in_its_environment_only(
     with caplog.at_level(logging.DEBUG), fake_mastodon.serving() as (mastodon, url):
         app = open_page("pages/producer.py")
         app.radio(key="live-network").set_value("mastodon").run()
+        # Empty languages mean the model's: the page says which.
+        assert app.text_input(key="live-languages").placeholder.endswith(f"empty = {app_settings.model_languages}")
         app.text_input(key="live-instance_url").input(url)
         app.text_input(key="live-keywords").input("cats")
         app.text_input(key="live-token-mastodon").input(TOKEN).run()
