@@ -19,7 +19,7 @@ lint: $(INSTALLED) ## ruff (lint and format check) and mypy (strict on common/ a
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test-fast: $(INSTALLED) ## the unit tier alone: no Kafka, under a minute
+test-fast: $(INSTALLED) ## the unit tier alone: no Kafka, a few minutes
 	$(PY) -m pytest -m unit
 
 setup: $(INSTALLED) ## virtualenv with pinned requirements, and the Kafka jars
