@@ -143,12 +143,16 @@ class BuildReporter:
 
     def phase(self, phase: str, **fields: Any) -> None:
         """The build enters ``phase`` (one of those given, in order), with any other fields of the progress."""
+        STOP.check()
         self._phase_index = self._order.index(phase)
         self._fraction = 0.0
         self._update(force=True, phase=phase, **fields)
 
     def advance(self, fraction: float, **fields: Any) -> None:
         """How far the current phase is (0..1), with any other fields of the progress (epoch, loss, ...)."""
+        # A stop whose BuildStopped Python swallowed (raised while a finalizer ran: "Exception ignored in
+        # __del__") is raised at the build's next step instead of never.
+        STOP.check()
         self._fraction = min(max(fraction, self._fraction), 1.0)
         self._update(**fields)
 

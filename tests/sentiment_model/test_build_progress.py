@@ -240,6 +240,23 @@ def held_lock(tmp_path: Path) -> Iterator[Path]:
         fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def test_a_stop_swallowed_by_a_finalizer_stops_the_build_at_its_next_step(tmp_path: Path) -> None:
+    class SignalledDuringFinalization:
+        def __del__(self) -> None:
+            os.kill(os.getpid(), signal.SIGTERM)  # its BuildStopped is raised here, where Python ignores it
+
+    reporter = BuildReporter(tmp_path, "m", "tiny", [("training", 10.0)], bar_file=io.StringIO())
+    progress_module.STOP.install()
+    try:
+        SignalledDuringFinalization()  # dropped at once: __del__ runs
+        assert progress_module.STOP.signum == signal.SIGTERM, "the stop arrived"
+        with pytest.raises(progress_module.BuildStopped):
+            reporter.advance(0.5)
+    finally:
+        progress_module.STOP.restore()
+        progress_module.STOP.signum = None
+
+
 def test_a_second_build_of_the_same_model_is_refused(held_lock: Path, caplog: pytest.LogCaptureFixture) -> None:
     out = held_lock / "m.pt"
     with pytest.raises(ModelBusy, match="m is already being built"):
