@@ -130,8 +130,9 @@ def test_a_child_that_dies_is_seen_with_its_exit_code_and_its_output_without_the
 def test_a_stopped_child_is_no_failure_and_one_per_network_runs(
     settings_unit: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sleeper = [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(600)"]
-    monkeypatch.setattr(live_control, "command", lambda options: sleeper)
+    # A source that runs until it is signalled to stop.
+    until_stopped = [sys.executable, "-c", "import signal; print('up', flush=True); signal.pause()"]
+    monkeypatch.setattr(live_control, "command", lambda options: until_stopped)
     holder = LiveSourceHolder(settings_unit)
     holder.start(LiveOptions("bluesky"))
     wait_for(lambda: holder.states()[0].tail == "up", 30, "the child to run")

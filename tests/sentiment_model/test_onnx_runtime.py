@@ -17,17 +17,9 @@ from sentiment_model.build import PROFILES, build_model, render_markdown
 from sentiment_model.classifier import SentimentClassifier
 from sentiment_model.runtimes import AUTO, ONNX, ONNX_INT8, TORCH, Validation
 from tests.sentiment_model.onnx_models import exported_copy
+from tests.sentiment_model.test_classifier import TEXTS as CLASSIFIER_TEXTS
 
-TEXTS = [
-    "I absolutely love this, best day ever!",
-    "This is the worst service I have ever had. Awful.",
-    "The meeting is at 3pm in room 204.",
-    "What a fantastic, beautiful performance, I am thrilled",
-    "Terrible, broken on arrival and support ignored me. Hate it.",
-    "The report was published on Tuesday.",
-    "ok",
-    "@united flight 1234 delayed again, third time this month!!!",
-]
+TEXTS = CLASSIFIER_TEXTS[:8]
 
 
 @pytest.fixture(scope="module")
