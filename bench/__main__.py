@@ -24,6 +24,14 @@ from sentiment_model import registry, runtimes
 BENCHMARKS = ("model", "pipeline", "latency", "producer", "dashboard", "scaling", "slowest", "physical")
 
 
+def model_to_measure(spec: str, models_dir: Path) -> str:
+    """What a worker would load for ``spec``: ``auto`` and model names become the built file."""
+    model = registry.resolve(spec, models_dir)
+    if model is None:
+        raise LookupError(f"model {spec!r} is not built yet in {models_dir} (`make model` builds the offline models)")
+    return model
+
+
 def runnable(model: str, asked: list[str], models_dir: Path) -> tuple[list[str], dict[str, str]]:
     """The runtimes of ``asked`` that ``model`` can run on, and why each other one cannot."""
     resolved = registry.resolve(model, models_dir)
@@ -64,7 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     settings = get_settings()
-    model = args.model or settings.model
+    try:
+        model = model_to_measure(args.model or settings.model, settings.models_dir)
+    except LookupError as exc:
+        parser.error(str(exc))
     quick = args.quick
     out = output_dir(args.out)
     run: dict[str, object] = {
@@ -81,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     if "physical" in args.only:
         print("Physical estimate: FLOPs per post, matrix-multiply throughput", flush=True)
         run["physical"] = physical.measure(
-            model, model_throughput.sample_texts(64 if quick else 1024), settings.torch_threads
+            model, model_throughput.sample_texts(64 if quick else 1024), settings.worker_threads()
         )
     run["runtimes"] = {}
     with bench_kafka() as servers:
@@ -126,7 +137,7 @@ def measure_runtime(servers: str, model: str, runtime: str, args: argparse.Names
         figures["model"] = model_throughput.measure(
             model,
             64 if quick else 1024,
-            settings.torch_threads,
+            settings.worker_threads(),
             settings.batch_size,
             settings.model_quantize,
             runtime=runtime,
@@ -134,12 +145,30 @@ def measure_runtime(servers: str, model: str, runtime: str, args: argparse.Names
     best = figures["model"]["best"]["posts_per_second"] if "model" in figures else 80.0
     # >= 60 s of work at the model's own speed.
     posts = 200 if quick else int(best * 75)
+    cores = os.cpu_count() or 1
     if "pipeline" in args.only:
         print(f"Pipeline throughput on {runtime}", flush=True)
-        profile_to = out / f"pipeline-profile-{runtime}.raw" if args.profile else None
         figures["pipeline"] = pipeline_throughput.measure(
-            servers, model, posts, 1, settings.torch_threads, profile_to=profile_to, runtime=runtime
+            servers, model, posts, 1, settings.worker_threads(), runtime=runtime
         )
+        if args.profile:
+            # A run of its own: the profiler takes CPU from the worker it samples (on 2 cores, about a sixth of its
+            # throughput), so a profiled run's rate is no measure of the pipeline.
+            print(f"Profile of the pipeline worker on {runtime}", flush=True)
+            profiled = pipeline_throughput.measure(
+                servers,
+                model,
+                posts,
+                1,
+                settings.worker_threads(),
+                profile_to=out / f"pipeline-profile-{runtime}.raw",
+                runtime=runtime,
+            )
+            if profiled.get("profile"):  # None when py-spy could not sample (not installed, no ptrace rights)
+                figures["profile"] = {
+                    **profiled["profile"],
+                    "posts_per_second_while_sampled": profiled["posts_per_second"],
+                }
     if "latency" in args.only:
         max_rate = figures["pipeline"]["posts_per_second"] if "pipeline" in figures else best
         rate = args.latency_rate or 0.5 * max_rate
@@ -147,13 +176,13 @@ def measure_runtime(servers: str, model: str, runtime: str, args: argparse.Names
         figures["latency"] = latency.measure(
             servers, model, rate, 10 if quick else 60, 5 if quick else 100, runtime=runtime
         )
-    if "scaling" in args.only:
-        # The cores are shared: each of N workers gets cores / N threads (more would oversubscribe).
-        cores = os.cpu_count() or 1
-        print(f"Scaling on {runtime}: 1 and 2 workers", flush=True)
+    if "scaling" in args.only and cores > 1:
+        # The cores are shared: one worker per core, one thread each (more would oversubscribe), against the
+        # pipeline run above (one worker, SENTISTREAM_TORCH_THREADS threads).
+        print(f"Scaling on {runtime}: {cores} workers x 1 thread", flush=True)
         figures["scaling"] = [
-            pipeline_throughput.measure(servers, model, posts, workers, max(1, cores // workers), runtime=runtime)
-            for workers in (1, 2)
+            *([figures["pipeline"]] if "pipeline" in figures else []),
+            pipeline_throughput.measure(servers, model, posts, cores, 1, runtime=runtime),
         ]
     return figures
 

@@ -104,7 +104,13 @@ class Settings(BaseSettings):
         "A choice made in the app (the control topic) overrides it.",
     )
     models_dir: Path = Field(default=MODELS_DIR, description="where the build writes models, cards and progress")
-    torch_threads: int = Field(default=2, ge=1)
+    torch_threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="intra-op threads of each classifier worker (torch or ONNX Runtime); default: the machine's "
+        "cores shared evenly among the workers (on 2 cores, 2 workers x 1 thread outran 1 x 2 on every runtime; "
+        "docs/benchmarks/tuning.md)",
+    )
     model_quantize: bool = Field(default=False, description="int8 dynamic quantisation of Linear layers (torch)")
     model_runtime: Literal["torch", "onnx", "onnx-int8", "auto"] = Field(
         default="auto",
@@ -195,6 +201,10 @@ class Settings(BaseSettings):
     @property
     def brokers(self) -> str:
         return self.bootstrap_servers or LOCAL_BOOTSTRAP_SERVERS
+
+    def worker_threads(self, workers: int = 1) -> int:
+        """Intra-op threads for each of ``workers`` classifier workers: ``torch_threads``, else cores / workers."""
+        return self.torch_threads or max(1, (os.cpu_count() or 1) // workers)
 
     def as_environment(self) -> dict[str, str]:
         """These settings as the environment variables that reproduce them in a child process."""

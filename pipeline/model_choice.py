@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from common.contract import MODEL_CHOICE_KEY, ModelChoice
 from common.settings import Settings
-from sentiment_model import registry
+from sentiment_model import registry, runtimes
 
 logger = logging.getLogger(__name__)
 
@@ -25,12 +25,14 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Target:
     """What to serve: ``model`` (a path or pretrained name; None while there is none yet) and its version, or why
-    there is nothing to serve."""
+    there is nothing to serve. ``export``: when the checked ONNX export beside the model was written (None: there
+    is none, or the workers run torch anyway), so that workers load an export made after they started."""
 
     spec: str
     model: str | None
     version: str | None
     waiting_for: str | None
+    export: str | None = None
 
 
 class ChoiceReader:
@@ -74,8 +76,18 @@ class ChoiceReader:
         self._consumer.close()
 
 
-def target_for(spec: str, models_dir: Path) -> Target:
-    """What ``spec`` (a registry spec) means now, with the folder's models as they are."""
+def _export_version(model_file: Path, runtime: str) -> str | None:
+    if runtime == runtimes.TORCH:
+        return None
+    try:
+        return registry.model_version(runtimes.validation_path(model_file))
+    except OSError:
+        return None
+
+
+def target_for(spec: str, models_dir: Path, runtime: str = runtimes.TORCH) -> Target:
+    """What ``spec`` (a registry spec) means now, with the folder's models as they are; ``runtime``: what the
+    workers ask to run its encoder on (``SENTISTREAM_MODEL_RUNTIME``)."""
     model = registry.resolve(spec, models_dir)
     if model is None:
         if spec == registry.AUTO:
@@ -87,7 +99,8 @@ def target_for(spec: str, models_dir: Path) -> Target:
         version = registry.model_version(Path(model)) if model.endswith(".pt") else None
     except OSError:  # removed since it was found
         return Target(spec, None, None, f"model {spec!r} is not there any more")
-    return Target(spec, model, version, None)
+    export = _export_version(Path(model), runtime) if model.endswith(".pt") else None
+    return Target(spec, model, version, None, export)
 
 
 class ModelSelector:
@@ -100,7 +113,7 @@ class ModelSelector:
     def target(self) -> Target:
         choice = self._reader.poll() if self._reader is not None else None
         spec = choice.model if choice is not None else self._settings.model
-        return target_for(spec, self._settings.models_dir)
+        return target_for(spec, self._settings.models_dir, self._settings.model_runtime)
 
     def close(self) -> None:
         if self._reader is not None:

@@ -181,15 +181,28 @@ class Supervisor:
                 self._unavailable = target
             return False
         self._unavailable = None
-        if self._served is not None and (target.model, target.version) == (self._served.model, self._served.version):
+        served = self._served
+        if served is not None and (target.model, target.version, target.export) == (
+            served.model,
+            served.version,
+            served.export,
+        ):
             return False
-        if self._served is None:
+        if served is None:
             logger.info("Serving model %s (version %s)", target.model, target.version)
+        elif (target.model, target.version) == (served.model, served.version):
+            logger.info(
+                "The ONNX export of %s changed (checked %s); the classifiers reload the model after their next "
+                "checkpoint",
+                target.model,
+                target.export or "never: removed",
+            )
+            self._stop([worker for worker in self.workers if worker.role == "classify"])
         else:
             logger.info(
                 "Switching model: %s (version %s) -> %s (version %s); the classifiers stop at their next checkpoint",
-                self._served.model,
-                self._served.version,
+                served.model,
+                served.version,
                 target.model,
                 target.version,
             )
@@ -205,7 +218,12 @@ class Supervisor:
         worker.files.take_crash_report()
         environment = None
         if worker.role == "classify" and self._served is not None and self._served.model is not None:
-            environment = {**os.environ, "SENTISTREAM_MODEL": self._served.model}
+            environment = {
+                **os.environ,
+                "SENTISTREAM_MODEL": self._served.model,
+                # The cores shared among the classifiers, unless set: more threads than cores only contend.
+                "SENTISTREAM_TORCH_THREADS": str(self.settings.worker_threads(self._classifier_workers)),
+            }
         worker.process = subprocess.Popen(worker.command(), env=environment)
         worker.started_at = time.monotonic()
         logger.info(

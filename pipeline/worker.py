@@ -96,7 +96,7 @@ def run_classifier(settings: Settings, identity: WorkerIdentity, careful: bool) 
     # The runtime's ONNX files were exported and checked by the build (or `python -m sentiment_model.onnx_export`);
     # without them the model runs on torch, and the log says why: a worker never exports.
     classifier = SentimentClassifier.load(
-        model.model, settings.torch_threads, quantize=settings.model_quantize, runtime=settings.model_runtime
+        model.model, settings.worker_threads(), quantize=settings.model_quantize, runtime=settings.model_runtime
     )
     files = WorkerFiles(settings.state_dir, identity)
     if settings.processing_guarantee == "exactly-once":
@@ -105,10 +105,11 @@ def run_classifier(settings: Settings, identity: WorkerIdentity, careful: bool) 
         _run_carefully(settings, classifier, files, identity.member)
         return
     logger.info(
-        "Classifier worker %d: model %s on %s, batch %d, max wait %d ms, %s",
+        "Classifier worker %d: model %s on %s with %d thread(s), batch %d, max wait %d ms, %s",
         os.getpid(),
         classifier.name,
         classifier.runtime,
+        settings.worker_threads(),
         settings.batch_size,
         settings.batch_max_wait_ms,
         settings.processing_guarantee,

@@ -350,7 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             validation = export_runtimes(
                 model_file,
-                threads=args.threads or settings.torch_threads,
+                threads=args.threads or settings.worker_threads(),
                 speed_texts=args.speed_texts,
                 force=args.force,
                 progress=advance,

@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 
 from bench import slowest_batch
+from bench.__main__ import model_to_measure
 from common.settings import PROJECT_ROOT, Settings
+from sentiment_model import registry
 from sentiment_model.runtimes import RUNTIMES
+from tests.pipeline.test_model_rollout import install
 from tests.sentiment_model.onnx_models import exported_copy
 
 
@@ -79,3 +82,13 @@ def check_runtime(runtime: str, figures: dict) -> None:
     # Per post, scored comes before seen by a reader: so does every percentile.
     assert latency["produced_to_scored_seconds"]["p95"] <= latency["end_to_end_seconds"]["p95"]
     assert [s["workers"] for s in figures["scaling"]] == [1, 2]
+
+
+def test_the_model_to_measure_is_the_one_a_worker_would_load(tiny_model_path: Path, tmp_path: Path) -> None:
+    with pytest.raises(LookupError, match="'auto' is not built yet"):
+        model_to_measure("auto", tmp_path)
+    install(tiny_model_path, tmp_path, registry.QUICK_MODEL)
+    expected = str(registry.model_path(tmp_path, registry.QUICK_MODEL))
+    assert model_to_measure("auto", tmp_path) == expected
+    assert model_to_measure(registry.QUICK_MODEL, tmp_path) == expected
+    assert model_to_measure(str(tiny_model_path), tmp_path) == str(tiny_model_path)

@@ -77,6 +77,7 @@ def test_posts_wait_in_kafka_until_a_model_is_built_then_every_one_is_scored(
     assert group_lag(settings, settings.consumer_group, settings.topic_posts) == 0
     text = log.read_text()
     assert text.index("Waiting for a model") < text.index(f"Serving model {installed}")
+    assert f"on torch with {settings.worker_threads(1)} thread(s)" in text, "one worker: every core"
 
 
 @pytest.mark.parametrize("guarantee", ["at-least-once", "exactly-once"])
@@ -120,3 +121,5 @@ def test_a_model_chosen_mid_stream_takes_over_at_a_checkpoint_losing_and_repeati
         switched = models.index("challenger") if "challenger" in models else len(models)
         assert set(models[switched:]) <= {"challenger"}, f"partition {partition} went back to the old model"
     assert f"Switching model: {first}" in log.read_text()
+    # Two workers share the cores: each gets half (at least one thread), unless SENTISTREAM_TORCH_THREADS says.
+    assert f"on torch with {settings.worker_threads(2)} thread(s)" in log.read_text()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -9,10 +11,12 @@ from confluent_kafka import Producer
 
 from common.contract import Post, SentimentResult
 from common.settings import Settings
+from sentiment_model import registry, runtimes
 from sentiment_model.classifier import SentimentClassifier
 from sentiment_model.runtimes import ONNX, ONNX_INT8
 from tests.processes import running
 from tests.topic_reader import read_all
+from tests.waiting import wait_for
 
 TEXTS = [
     "I absolutely love this, best day ever!",
@@ -24,16 +28,20 @@ TEXTS = [
 ] * 4
 
 
+def send(settings: Settings, posts: list[Post]) -> None:
+    producer = Producer(settings.kafka_client_config())
+    for post in posts:
+        producer.produce(settings.topic_posts, key=post.author.encode(), value=post.to_bytes())
+    assert producer.flush(30) == 0
+
+
 @pytest.mark.parametrize("runtime", [ONNX, ONNX_INT8])
 def test_the_worker_scores_every_post_on_the_runtime_asked_for(
     settings: Settings, onnx_model_path: Path, tmp_path: Path, runtime: str
 ) -> None:
     settings = settings.model_copy(update={"model": str(onnx_model_path), "model_runtime": runtime})
     posts = [Post(author=f"a{i % 5}", source="test", text=text) for i, text in enumerate(TEXTS)]
-    producer = Producer(settings.kafka_client_config())
-    for post in posts:
-        producer.produce(settings.topic_posts, key=post.author.encode(), value=post.to_bytes())
-    assert producer.flush(30) == 0
+    send(settings, posts)
 
     log = tmp_path / "pipeline.log"
     with running(settings, "pipeline", "--workers", "1", "--no-stats", log=log):
@@ -48,3 +56,33 @@ def test_the_worker_scores_every_post_on_the_runtime_asked_for(
     model = SentimentClassifier.load(str(onnx_model_path), runtime=runtime)
     expected = dict(zip(TEXTS, (p.label for p in model.predict(TEXTS)), strict=True))
     assert {post.id: results[post.id].label for post in posts} == {post.id: expected[post.text] for post in posts}
+
+
+def test_an_export_made_while_the_pipeline_runs_is_served_after_a_checkpoint_losing_nothing(
+    settings: Settings, onnx_model_path: Path, tmp_path: Path
+) -> None:
+    # The same model file without its export: onnx-int8 is asked for, so the worker falls back to torch.
+    served = tmp_path / "models" / onnx_model_path.name
+    served.parent.mkdir()
+    shutil.copy(onnx_model_path, served)
+    shutil.copy(registry.card_path(onnx_model_path), registry.card_path(served))
+    settings = settings.model_copy(update={"model": str(served), "model_runtime": ONNX_INT8})
+    posts = [Post(author=f"a{i % 5}", source="test", text=text) for i, text in enumerate(TEXTS * 2)]
+    before, after = posts[: len(TEXTS)], posts[len(TEXTS) :]
+    log = tmp_path / "pipeline.log"
+    with running(settings, "pipeline", "--workers", "1", "--no-stats", log=log):
+        send(settings, before)
+        scored = read_all(settings, settings.topic_results, timeout=300, at_least=len(before))
+        assert {SentimentResult.model_validate_json(m.value()).model for m in scored} == {"tiny"}
+        # Installed as the export installs itself: its files first, the checks (what workers read) last.
+        shutil.copytree(runtimes.exports_dir(onnx_model_path), runtimes.exports_dir(served))
+        shutil.copy(runtimes.validation_path(onnx_model_path), runtimes.validation_path(served))
+        wait_for(lambda: "model tiny-int8 on onnx-int8" in log.read_text(), 120, "a worker on the new export")
+        send(settings, after)
+        messages = read_all(settings, settings.topic_results, timeout=300, at_least=len(posts))
+    results = [SentimentResult.model_validate_json(m.value()) for m in messages]
+    assert Counter(result.post_id for result in results) == Counter(post.id for post in posts), "each post once"
+    models = {result.post_id: result.model for result in results}
+    assert {models[post.id] for post in before} == {"tiny"}
+    assert {models[post.id] for post in after} == {"tiny-int8"}, "the posts sent after the export ran on it"
+    assert f"The ONNX export of {served} changed" in log.read_text()
