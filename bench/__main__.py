@@ -152,7 +152,7 @@ def measure_runtime(servers: str, model: str, runtime: str, args: argparse.Names
             servers, model, posts, 1, settings.worker_threads(), runtime=runtime
         )
         if args.profile:
-            # A run of its own: the profiler takes CPU from the worker it samples (on 2 cores, about a sixth of its
+            # A run of its own: the profiler takes CPU from the worker it samples (on 2 cores, 5-17 % of its
             # throughput), so a profiled run's rate is no measure of the pipeline.
             print(f"Profile of the pipeline worker on {runtime}", flush=True)
             profiled = pipeline_throughput.measure(
