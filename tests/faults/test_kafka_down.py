@@ -114,7 +114,9 @@ def test_kafka_down_for_a_while_then_back_loses_nothing(
     MEASUREMENTS.append(report)
 
     # The producer: buffered, retried, reported, delivered everything once Kafka was back.
-    assert during.delivered == before.delivered, "nothing can be delivered while every node is down"
+    # Acknowledgements the brokers sent just before the kill may still be counted after it (a CI run saw 79 -> 80);
+    # what cannot happen is a post sent while every node is down being delivered before they are back.
+    assert during.delivered <= before.sent, "nothing sent while every node is down can be delivered"
     assert during.queued >= during.sent - before.sent, "posts sent while Kafka is down wait in the producer's buffer"
     assert during.failed == 0, "no post may fail within the delivery timeout"
     warnings = [r for r in caplog.records if r.name == "producer.producer" and r.levelno >= logging.WARNING]
@@ -143,7 +145,9 @@ def test_kafka_down_for_a_while_then_back_loses_nothing(
     assert not unexplained, f"workers died of something else than the outage: {unexplained}; log: {log}"
     assert len(ended) <= len(workers_before), f"a worker died more than once: {ended}"
     assert len(workers_after) == len(workers_before), "the supervisor runs every worker again"
-    assert not log_problems(log, expected=(*OUTAGE_ERRORS, *KNOWN_OUTAGE_CRASHES, "Traceback")), (
+    # Quix logs the fatal consumer error of a known crash once more, without its cause, as it re-raises it.
+    reraised = ("Failed to consume a message from Kafka",) if ended else ()
+    assert not log_problems(log, expected=(*OUTAGE_ERRORS, *KNOWN_OUTAGE_CRASHES, "Traceback", *reraised)), (
         f"unexpected errors in {log}"
     )
 
