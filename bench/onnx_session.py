@@ -66,12 +66,9 @@ def _feeds(model_file: Path, pass_size: int) -> list[dict[str, Any]]:
 
 def posts_per_second(onnx_file: Path, feeds: list[dict[str, Any]], threads: int, spin: bool) -> float:
     """The best of ``ROUNDS`` passes over every feed."""
-    import onnxruntime
+    from sentiment_model.onnx_encoder import new_session
 
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
-    session = onnxruntime.InferenceSession(str(onnx_file), sess_options=options, providers=["CPUExecutionProvider"])
+    session = new_session(str(onnx_file), threads, spin)
     names = {i.name for i in session.get_inputs()}
     feeds = [{name: value for name, value in feed.items() if name in names} for feed in feeds]
     session.run(None, feeds[0])  # warm-up

@@ -197,7 +197,6 @@ class Supervisor:
                 target.model,
                 target.export or "never: removed",
             )
-            self._stop([worker for worker in self.workers if worker.role == "classify"])
         else:
             logger.info(
                 "Switching model: %s (version %s) -> %s (version %s); the classifiers stop at their next checkpoint",
@@ -206,6 +205,7 @@ class Supervisor:
                 target.model,
                 target.version,
             )
+        if served is not None:
             self._stop([worker for worker in self.workers if worker.role == "classify"])
         self._served, self._waiting_for = target, None
         for worker in self.workers:

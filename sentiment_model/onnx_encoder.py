@@ -40,11 +40,16 @@ class OnnxEncoder(TransformerOnnxDocumentEmbeddings):
         super().__init__(onnx_model=onnx_model, providers=PROVIDERS, **kwargs)
 
     def create_session(self) -> None:
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1  # the graph is a chain: nothing to run side by side
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if SPIN else "0")
-        self.session = onnxruntime.InferenceSession(self.onnx_model, sess_options=options, providers=self.providers)
+        self.session = new_session(self.onnx_model, self.threads)
+
+
+def new_session(onnx_file: str, threads: int, spin: bool = SPIN) -> onnxruntime.InferenceSession:
+    """A session as a worker runs it: ``threads`` intra-op threads, one inter-op thread, idle threads ``spin``."""
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1  # the graph is a chain: nothing to run side by side
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    return onnxruntime.InferenceSession(onnx_file, sess_options=options, providers=PROVIDERS)
 
 
 def is_exportable(embeddings: Any) -> bool:

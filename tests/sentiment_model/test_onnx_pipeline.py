@@ -7,13 +7,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Producer
 
 from common.contract import Post, SentimentResult
 from common.settings import Settings
 from sentiment_model import registry, runtimes
 from sentiment_model.classifier import SentimentClassifier
 from sentiment_model.runtimes import ONNX, ONNX_INT8
+from tests.pipeline.test_pipeline import send_posts
 from tests.processes import running
 from tests.topic_reader import read_all
 from tests.waiting import wait_for
@@ -28,20 +28,13 @@ TEXTS = [
 ] * 4
 
 
-def send(settings: Settings, posts: list[Post]) -> None:
-    producer = Producer(settings.kafka_client_config())
-    for post in posts:
-        producer.produce(settings.topic_posts, key=post.author.encode(), value=post.to_bytes())
-    assert producer.flush(30) == 0
-
-
 @pytest.mark.parametrize("runtime", [ONNX, ONNX_INT8])
 def test_the_worker_scores_every_post_on_the_runtime_asked_for(
     settings: Settings, onnx_model_path: Path, tmp_path: Path, runtime: str
 ) -> None:
     settings = settings.model_copy(update={"model": str(onnx_model_path), "model_runtime": runtime})
     posts = [Post(author=f"a{i % 5}", source="test", text=text) for i, text in enumerate(TEXTS)]
-    send(settings, posts)
+    send_posts(settings, posts)
 
     log = tmp_path / "pipeline.log"
     with running(settings, "pipeline", "--workers", "1", "--no-stats", log=log):
@@ -71,14 +64,14 @@ def test_an_export_made_while_the_pipeline_runs_is_served_after_a_checkpoint_los
     before, after = posts[: len(TEXTS)], posts[len(TEXTS) :]
     log = tmp_path / "pipeline.log"
     with running(settings, "pipeline", "--workers", "1", "--no-stats", log=log):
-        send(settings, before)
+        send_posts(settings, before)
         scored = read_all(settings, settings.topic_results, timeout=300, at_least=len(before))
         assert {SentimentResult.model_validate_json(m.value()).model for m in scored} == {"tiny"}
         # Installed as the export installs itself: its files first, the checks (what workers read) last.
         shutil.copytree(runtimes.exports_dir(onnx_model_path), runtimes.exports_dir(served))
         shutil.copy(runtimes.validation_path(onnx_model_path), runtimes.validation_path(served))
         wait_for(lambda: "model tiny-int8 on onnx-int8" in log.read_text(), 120, "a worker on the new export")
-        send(settings, after)
+        send_posts(settings, after)
         messages = read_all(settings, settings.topic_results, timeout=300, at_least=len(posts))
     results = [SentimentResult.model_validate_json(m.value()) for m in messages]
     assert Counter(result.post_id for result in results) == Counter(post.id for post in posts), "each post once"
