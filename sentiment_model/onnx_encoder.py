@@ -27,8 +27,8 @@ logger = logging.getLogger(__name__)
 
 PROVIDERS = ["CPUExecutionProvider"]
 # Whether ONNX Runtime's idle intra-op threads spin for the next parallel region, as torch's OpenMP threads do
-# by default. Off for the same reason as OMP_WAIT_POLICY=PASSIVE (docs/benchmarks/tuning.md, sections 3 and 5):
-# between batches the worker's Kafka work needs the cores.
+# by default. Off for the same reason as OMP_WAIT_POLICY=PASSIVE: between passes Flair's Python and between batches
+# the worker's Kafka work need the cores (spinning cost int8 a quarter of its rate: docs/benchmarks/tuning.md, 5).
 SPIN = False
 
 
