@@ -26,8 +26,8 @@ from tests.faults.support import (
     wait_for,
     wait_until_caught_up,
 )
-from tests.pipeline.test_pipeline import send_posts
 from tests.processes import running
+from tests.topic_writer import send_posts
 
 MARK = "MARKED-FOR-FAILURE"
 TEXTS = ["I love this so much", "This is awful and broken", "The bus comes at nine", "Best day ever!!!"]

@@ -22,6 +22,7 @@ from common.topics import admin_client
 from pipeline.application import STATS_GROUP_SUFFIX
 from tests.faults.support import log_problems, read_all, wait_for, wait_until_caught_up
 from tests.processes import running
+from tests.topic_writer import send
 
 WINDOW_S = 1
 
@@ -45,11 +46,8 @@ def results(source: str, start: float, count: int) -> list[SentimentResult]:
     ]
 
 
-def send(settings: Settings, batch: list[SentimentResult]) -> None:
-    producer = Producer(settings.kafka_client_config())
-    for result in batch:
-        producer.produce(settings.topic_results, result.to_bytes(), result.author.encode())
-    assert producer.flush(30) == 0
+def send_results(settings: Settings, batch: list[SentimentResult]) -> None:
+    send(settings, [(result.author.encode(), result.to_bytes()) for result in batch], settings.topic_results)
 
 
 def windows(settings: Settings) -> set[tuple[str, float]]:
@@ -112,7 +110,7 @@ def test_statistics_state_ahead_of_its_changelog_is_dropped_and_restored(setting
     closing = results("alpha", start + 100, 1) + results("beta", start + 100, 1)
     log = tmp_path / "pipeline.log"
     with running(settings, "pipeline", "--workers", "0", log=log):
-        send(settings, first + closing)
+        send_results(settings, first + closing)
         wait_until_caught_up(settings, stats_group, settings.topic_results, timeout=120)
         computed = wait_for(
             lambda: windows(settings) if len(windows(settings)) >= 12 else None, 60, "the first windows"
@@ -122,7 +120,7 @@ def test_statistics_state_ahead_of_its_changelog_is_dropped_and_restored(setting
 
     later = start + 1000
     with running(settings, "pipeline", "--workers", "0", log=log):
-        send(settings, results("gamma", later, 8) + results("gamma", later + 100, 1))
+        send_results(settings, results("gamma", later, 8) + results("gamma", later + 100, 1))
         wait_until_caught_up(settings, stats_group, settings.topic_results, timeout=120)
         new = wait_for(
             lambda: {w for w in windows(settings) if w[0] == "gamma"} or None, 120, "windows after the reset"

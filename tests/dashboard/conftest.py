@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
-from confluent_kafka import Producer
 
 from common.contract import Post
 from common.settings import Settings, get_settings
@@ -60,13 +59,6 @@ def app_settings(
     app = settings.model_copy(update={"model": str(tiny_model_path), "batch_max_wait_ms": 50})
     use_settings(app, monkeypatch)
     return app
-
-
-def send_posts(settings: Settings, posts: list[Post]) -> None:
-    producer = Producer(settings.kafka_client_config())
-    for post in posts:
-        producer.produce(settings.topic_posts, post.to_bytes(), post.author.encode())
-    assert producer.flush(30) == 0
 
 
 def make_posts(count: int, source: str = "twitter") -> list[Post]:

@@ -19,9 +19,10 @@ import dashboard.results_feed
 from common.contract import LABELS
 from common.settings import PROJECT_ROOT, Settings
 from dashboard import resources
-from tests.dashboard.conftest import make_posts, send_posts, use_settings
+from tests.dashboard.conftest import make_posts, use_settings
 from tests.processes import running
 from tests.topic_reader import read_all
+from tests.topic_writer import send_posts
 from tests.waiting import wait_for
 
 PAGES = ["pages/live.py", "pages/producer.py", "pages/analyze.py", "pages/models.py", "pages/monitoring.py"]

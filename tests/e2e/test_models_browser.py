@@ -23,10 +23,11 @@ from common.settings import Settings
 from sentiment_model import pretrained, registry
 from sentiment_model.registry import BuildProgress
 from tests.conftest import require_tool
-from tests.dashboard.conftest import make_posts, send_posts
+from tests.dashboard.conftest import make_posts
 from tests.dashboard.heartbeats import heartbeat, publish, worker
 from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
 from tests.processes import free_port, streamlit_served
+from tests.topic_writer import send_posts
 
 QUICK, FULL = registry.QUICK_MODEL, registry.FULL_MODEL
 # Runs the app as `streamlit run` does, with Flair's model URLs pointing where the test says (argv[1]).

@@ -20,9 +20,10 @@ from common.topics import group_lag
 from producer.producer import PostProducer
 from producer.sources import synthetic_posts
 from sentiment_model import registry
-from tests.pipeline.test_pipeline import make_posts, send_posts
+from tests.pipeline.test_pipeline import make_posts
 from tests.processes import running
 from tests.topic_reader import read_all
+from tests.topic_writer import send_posts
 from tests.waiting import wait_for
 
 

@@ -10,7 +10,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Producer
 
 from common.contract import LABELS, DeadLetter, Post, RejectReason, SentimentResult, SentimentStats
 from common.settings import Settings
@@ -18,6 +17,7 @@ from sentiment_model.classifier import SentimentClassifier
 from tests.faults.support import pipeline_workers
 from tests.processes import running
 from tests.topic_reader import read_all
+from tests.topic_writer import send, send_posts
 from tests.waiting import wait_for
 
 TEXTS = [
@@ -37,17 +37,6 @@ def pipeline_settings(settings: Settings, tiny_model_path: Path) -> Settings:
     return settings.model_copy(
         update={"model": str(tiny_model_path), "batch_size": 64, "model_batch_size": 4, "batch_max_wait_ms": 50}
     )
-
-
-def send(settings: Settings, messages: list[tuple[bytes | None, bytes | None]]) -> None:
-    producer = Producer({**settings.kafka_client_config(), "enable.idempotence": True})
-    for key, value in messages:
-        producer.produce(settings.topic_posts, key=key, value=value)
-    assert producer.flush(30) == 0
-
-
-def send_posts(settings: Settings, posts: list[Post]) -> None:
-    send(settings, [(post.author.encode(), post.to_bytes()) for post in posts])
 
 
 def make_posts(count: int, **fields) -> list[Post]:

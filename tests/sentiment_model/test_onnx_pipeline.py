@@ -13,9 +13,9 @@ from common.settings import Settings
 from sentiment_model import registry, runtimes
 from sentiment_model.classifier import SentimentClassifier
 from sentiment_model.runtimes import ONNX, ONNX_INT8
-from tests.pipeline.test_pipeline import send_posts
 from tests.processes import running
 from tests.topic_reader import read_all
+from tests.topic_writer import send_posts
 from tests.waiting import wait_for
 
 TEXTS = [
