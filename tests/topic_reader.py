@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable, Hashable
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
@@ -11,14 +12,21 @@ from common.settings import Settings
 
 
 def read_all(
-    settings: Settings, topic: str, timeout: float = 60.0, isolation: str = "read_committed", at_least: int = 0
+    settings: Settings,
+    topic: str,
+    timeout: float = 60.0,
+    isolation: str = "read_committed",
+    at_least: int = 0,
+    distinct_by: Callable[[Message], Hashable] | None = None,
 ) -> list[Message]:
     """Every message of ``topic`` from the start of each partition to its end, once at least ``at_least`` are there.
 
     Reads with ``isolation.level=read_committed`` (what the app and any downstream reader see), so aborted
     transactions never count; the end of a partition is its last stable offset. With ``read_uncommitted``,
     aborted messages are read too. ``at_least`` waits for output still on its way (a pipeline's results):
-    reading goes on past the ends until that many arrived. Fails after ``timeout`` seconds, saying what is missing.
+    reading goes on past the ends until that many arrived. With ``distinct_by``, ``at_least`` counts distinct
+    values of it, not messages: at-least-once output repeats what a killed worker had not committed, and those
+    repeats must not pass for the output still missing. Fails after ``timeout`` seconds, saying what is missing.
     """
     consumer = Consumer(
         {
@@ -34,17 +42,25 @@ def read_all(
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         at_end: set[int] = set()
         messages: list[Message] = []
+        distinct: set[Hashable] = set()
         deadline = time.monotonic() + timeout
-        while len(at_end) < len(partitions) or len(messages) < at_least:
+
+        def arrived() -> int:
+            return len(messages) if distinct_by is None else len(distinct)
+
+        while len(at_end) < len(partitions) or arrived() < at_least:
             if time.monotonic() > deadline:
+                counted = "messages" if distinct_by is None else f"distinct of {len(messages)} messages"
                 raise AssertionError(
-                    f"{topic}: {len(messages)} messages (waiting for at least {at_least}), partitions "
+                    f"{topic}: {arrived()} {counted} (waiting for at least {at_least}), partitions "
                     f"{sorted(set(partitions) - at_end)} not read to their end, after {timeout:.0f} s"
                 )
             for message in consumer.consume(num_messages=1000, timeout=0.5):
                 error = message.error()
                 if error is None:
                     messages.append(message)
+                    if distinct_by is not None:
+                        distinct.add(distinct_by(message))
                 elif error.code() == KafkaError._PARTITION_EOF:
                     at_end.add(message.partition())
                 elif not error.retriable():

@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Message
 
 from common.contract import LABELS, DeadLetter, Post, RejectReason, SentimentResult, SentimentStats
 from common.settings import Settings
@@ -46,9 +47,13 @@ def make_posts(count: int, **fields) -> list[Post]:
 
 
 def results_of(settings: Settings, expected: int, timeout: float = 120) -> list[SentimentResult]:
-    """The results topic once at least ``expected`` results are on it."""
-    messages = read_all(settings, settings.topic_results, timeout, at_least=expected)
+    """The results topic once results for at least ``expected`` distinct posts are on it (repeats included)."""
+    messages = read_all(settings, settings.topic_results, timeout, at_least=expected, distinct_by=post_id_of)
     return [SentimentResult.model_validate_json(m.value()) for m in messages]
+
+
+def post_id_of(message: Message) -> str:
+    return SentimentResult.model_validate_json(message.value()).post_id
 
 
 def test_every_post_gets_exactly_one_result_from_the_real_model(
