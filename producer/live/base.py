@@ -265,8 +265,8 @@ class LiveSource(StatefulSource):
             logger.warning("%s: %s; connecting again in %.1f s", self.name, error, delay)
         else:
             logger.exception("%s failed unexpectedly; connecting again in %.1f s", self.name, delay)
-        self._last_error, self._last_error_at = error, time.time()
-        self._retry_at = time.time() + delay
+        now = time.time()  # one reading: the status's retry_at - last_error_at is the back-off itself
+        self._last_error, self._last_error_at, self._retry_at = error, now, now + delay
         self._change_state(SourceState.RETRYING)
         return delay
 
