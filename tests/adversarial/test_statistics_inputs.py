@@ -17,11 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from confluent_kafka.admin import AdminClient
 
 from common.contract import LABELS, Post, RejectReason, SentimentResult, SentimentStats
 from common.settings import Settings
-from pipeline.application import STATS_GROUP_SUFFIX
 from tests.adversarial.test_pipeline_inputs import (
     Raw,
     assert_tells_the_whole_original,
@@ -29,7 +27,7 @@ from tests.adversarial.test_pipeline_inputs import (
     dead_letters_by_origin,
     run_pipeline,
 )
-from tests.faults.support import read_all, wait_until_caught_up
+from tests.faults.support import read_all, wait_until_statistics_caught_up
 
 SOURCES = ("alpha", "beta")
 WINDOWS = 4  # event-time windows the valid results span, before the later ones that close them
@@ -122,18 +120,6 @@ def closed_windows(
         for (source, start), members in windows.items()
         if start + window_seconds + grace_seconds <= latest[source]
     }
-
-
-def wait_until_statistics_caught_up(settings: Settings) -> None:
-    """The statistics group has committed every result, and every record it regrouped by source (Quix's
-    ``repartition__<group>--...`` topic), so every window those closed has been written."""
-    group = settings.consumer_group + STATS_GROUP_SUFFIX
-    wait_until_caught_up(settings, group, settings.topic_results, timeout=180)
-    topics = AdminClient(settings.kafka_client_config()).list_topics(timeout=15).topics
-    regrouped = [topic for topic in topics if topic.startswith(f"repartition__{group}--")]
-    assert regrouped, f"no repartition topic of {group}"
-    for topic in regrouped:
-        wait_until_caught_up(settings, group, topic, timeout=60)
 
 
 @pytest.fixture

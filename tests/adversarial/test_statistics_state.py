@@ -123,7 +123,9 @@ def test_statistics_state_ahead_of_its_changelog_is_dropped_and_restored(setting
         send_results(settings, results("gamma", later, 8) + results("gamma", later + 100, 1))
         wait_until_caught_up(settings, stats_group, settings.topic_results, timeout=120)
         new = wait_for(
-            lambda: {w for w in windows(settings) if w[0] == "gamma"} or None, 120, "windows after the reset"
+            lambda: g if len(g := {w for w in windows(settings) if w[0] == "gamma"}) >= 2 else None,
+            120,
+            "both windows after the reset",
         )
         status = wait_for(lambda: reset_reported(latest_status(settings)), 60, "the heartbeat to report the reset")
     assert new == {("gamma", later), ("gamma", later + 1)}

@@ -31,9 +31,9 @@ from tests.faults.support import (
     BROKER_CONNECTION_ERRORS,
     account,
     group_coordinator,
+    hidden_output,
     log_problems,
     mixed_posts,
-    open_transactions,
     pipeline_workers,
     read_all,
     transaction_coordinator,
@@ -160,9 +160,7 @@ def kill_one_broker_mid_stream(
         stats = producer.stop(timeout=120)
         caught_up_in = wait_until_caught_up(settings, settings.consumer_group, settings.topic_posts, timeout=120)
         assert group_lag(settings, settings.consumer_group, settings.topic_posts) == 0
-        hidden = {
-            topic: open_transactions(settings, topic) for topic in (settings.topic_results, settings.topic_dead_letters)
-        }
+        hidden = hidden_output(settings)
         workers_after = pipeline_workers(pipeline)
         assert pipeline.poll() is None, "the pipeline must survive a broker crash"
     assert pipeline.returncode == 0, f"SIGTERM must stop the pipeline cleanly; log: {log}"

@@ -27,7 +27,8 @@ MEMBER = "test-classify-0"
 @pytest.fixture
 def exactly_once(settings: Settings, tiny_model_path: Path) -> Settings:
     return settings.model_copy(
-        update={"model": str(tiny_model_path), "processing_guarantee": "exactly-once", "batch_max_wait_ms": 50}
+        # One checkpoint takes both messages: they are read within a millisecond, and 3 s leaves no commit between.
+        update={"model": str(tiny_model_path), "processing_guarantee": "exactly-once", "batch_max_wait_ms": 3000}
     )
 
 

@@ -15,7 +15,7 @@ from confluent_kafka import Message
 from common.contract import LABELS, DeadLetter, Post, RejectReason, SentimentResult, SentimentStats
 from common.settings import Settings
 from sentiment_model.classifier import SentimentClassifier
-from tests.faults.support import pipeline_workers
+from tests.faults.support import pipeline_workers, wait_until_statistics_caught_up
 from tests.processes import running
 from tests.topic_reader import read_all
 from tests.topic_writer import send, send_posts
@@ -138,6 +138,8 @@ def test_window_statistics_agree_with_the_results(pipeline_settings: Settings) -
     send_posts(settings, posts)
     with running(settings, "pipeline"):
         results = results_of(settings, len(posts))
+        # The windows have every result before the closers come: one regrouped first would make the rest late.
+        wait_until_statistics_caught_up(settings)
         send_posts(settings, closers)
         stats = [
             SentimentStats.model_validate_json(m.value()) for m in read_all(settings, settings.topic_stats, at_least=4)
@@ -162,7 +164,7 @@ def test_a_worker_killed_mid_stream_is_restarted_and_no_post_is_lost(pipeline_se
         send_posts(pipeline_settings, posts)
         # Wait until both workers are busy, then kill one the hard way.
         workers = wait_for(lambda: w if len(w := pipeline_workers(supervisor)) == 2 else None, 60, "two workers")
-        results_of(pipeline_settings, 200, timeout=60)
+        results_of(pipeline_settings, 200, timeout=180)  # two workers loading the model on two cores
         killed = min(workers)
         os.kill(killed, signal.SIGKILL)
         results = results_of(pipeline_settings, len(posts), timeout=180)

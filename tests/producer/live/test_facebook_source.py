@@ -100,7 +100,9 @@ def test_a_throttling_error_waits_as_long_as_asked_before_the_next_request() -> 
     with serving() as graph, running(source(graph, throttled_wait=1.5)) as run:
         run.wait_for_state(SourceState.CONNECTED)
         graph.trouble(graph_error(32, "Page request limit reached"))
-        status = wait_for(lambda: run.status().last_error and run.status(), 30, "the throttling error in the status")
+        status = wait_for(
+            lambda: next((s for s in run.statuses() if s.last_error), None), 30, "the throttling error in the status"
+        )
         gap = graph.gap_after_trouble()
         graph.publish_posts(graph_object(f"{PAGE_ID}_1", 1, "after the wait"))
         run.wait_for_posts(1)

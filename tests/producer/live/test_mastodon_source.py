@@ -23,9 +23,10 @@ def test_streamed_posts_then_a_disconnect_caught_up_from_rest_each_once() -> Non
         run.wait_for_state(SourceState.CONNECTED)
         mastodon.publish(*(status(100 + n, f"streamed <b>post</b> {n}") for n in range(3)))
         run.wait_for_posts(3)
-        mastodon.disconnect_all()
-        # Written while the source was away: only the REST timeline has them.
+        # Missed by the stream (as if written while the source was away): only the REST timeline has them.
+        # Published before the disconnect, so the catch-up after it cannot run before they are there.
         mastodon.publish(*(status(103 + n, f"missed post {n}") for n in range(45)), stream=False)
+        mastodon.disconnect_all()
         mastodon.wait_for_streams(2)
         posts = run.wait_for_posts(48)
         mastodon.publish(status(200, "streamed again"))
@@ -55,7 +56,11 @@ def test_when_streaming_is_refused_it_polls_the_rest_timeline_then_tries_streami
     with serving() as (mastodon, url):
         mastodon.refuse_streaming = 1
         with running(source(url, streaming_retry=1.5)) as run:
-            connected = run.wait_for_state(SourceState.CONNECTED)
+            connected = wait_for(
+                lambda: next((s for s in run.statuses() if s.state == SourceState.CONNECTED), None),
+                30,
+                "the first connected status",
+            )
             assert "polling REST" in connected.detail and "401" in connected.detail
             mastodon.publish(*(status(10 + n, f"polled {n}") for n in range(3)), stream=False)
             run.wait_for_posts(3)
