@@ -32,7 +32,6 @@ from sentiment_model import registry
 logger = logging.getLogger("run")
 
 STOP_TIMEOUT_S = 30.0
-DRAIN_TIMEOUT_S = 60.0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,6 +41,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--rate", type=float, help="producer posts/s (default: SENTISTREAM_PRODUCER_RATE)")
     parser.add_argument("--port", type=int, default=8501, help="Streamlit port")
     parser.add_argument("--no-app", action="store_true", help="run a producer process instead of the app")
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=60.0,
+        help="seconds Ctrl-C waits for the pipeline to score the posts still queued (default: 60)",
+    )
     return parser
 
 
@@ -61,9 +66,9 @@ def _stop(child: subprocess.Popen) -> None:
         child.wait()
 
 
-def _drain(settings: Settings, pipeline: subprocess.Popen, hurry: Callable[[], bool]) -> None:
+def _drain(settings: Settings, pipeline: subprocess.Popen, timeout: float, hurry: Callable[[], bool]) -> None:
     """Wait until the pipeline has committed every raw post, so none waits for the next run."""
-    deadline = time.monotonic() + DRAIN_TIMEOUT_S
+    deadline = time.monotonic() + timeout
     announced = False
     while pipeline.poll() is None and not hurry() and time.monotonic() < deadline:
         queued = group_lag(settings, settings.consumer_group, settings.topic_posts)
@@ -74,9 +79,7 @@ def _drain(settings: Settings, pipeline: subprocess.Popen, hurry: Callable[[], b
             announced = True
         time.sleep(0.5)
     if not hurry() and pipeline.poll() is None:
-        logger.warning(
-            "The pipeline had not caught up after %.0f s; the rest is scored on the next run", DRAIN_TIMEOUT_S
-        )
+        logger.warning("The pipeline had not caught up after %.0f s; the rest is scored on the next run", timeout)
 
 
 def _needs_build(settings: Settings) -> bool:
@@ -158,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             logger.info("Stopped the model build; the next run starts it again")
         if pipeline is not None:
             if source is not None and registry.resolve(settings.model, settings.models_dir) is not None:
-                _drain(settings, pipeline, hurry=lambda: stop_requests > 1)
+                _drain(settings, pipeline, args.drain_timeout, hurry=lambda: stop_requests > 1)
             _stop(pipeline)
         if cluster:
             cluster.stop()

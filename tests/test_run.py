@@ -50,9 +50,13 @@ def test_ctrl_c_stops_the_producer_first_and_lets_the_pipeline_score_every_post(
     log = tmp_path / "run.log"
     queued = PostProducer(run_settings, synthetic_posts(), rate=None, stats_interval=None).run(count=BACKLOG)
     assert queued.delivered == BACKLOG
-    with running(run_settings, "run", "--no-app", "--rate", "20", log=log, stop_timeout=150) as product:
+    # Ctrl-C comes while the worker may still be loading the model: on a loaded box, its start and the backlog
+    # can take longer than the default minute of draining.
+    with running(
+        run_settings, "run", "--no-app", "--rate", "20", "--drain-timeout", "240", log=log, stop_timeout=300
+    ) as product:
         wait_for(lambda log=log: "Producing to" in log.read_text(), 60, "the producer to start")
-        children = signal_from_terminal(product, signal.SIGINT, timeout=150)
+        children = signal_from_terminal(product, signal.SIGINT, timeout=300)
     output = log.read_text()
     assert product.returncode == 0, output[-3000:]
     assert children and not still_running(children)
