@@ -18,9 +18,9 @@ from common.settings import Settings
 from kafka_local.__main__ import DEFAULT_LIBS
 from kafka_local.cluster import LocalCluster, port_is_free
 from tests.conftest import fresh_settings
+from tests.dashboard.apptest import PAGES, metric, open_page, rerun_until, texts
 from tests.dashboard.conftest import release_server_objects, use_settings  # noqa: F401 - fixtures
-from tests.dashboard.test_logic import result_json
-from tests.dashboard.test_pages import PAGES, metric, open_page, rerun_until, texts
+from tests.dashboard.samples import result_json
 
 AGE = re.compile(r"Data from \d\d:\d\d:\d\d, (\d+) s ago\.")
 

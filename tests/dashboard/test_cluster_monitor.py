@@ -19,7 +19,7 @@ from dashboard.pipeline_health import PipelineState
 from dashboard.results_feed import ResultsFeed
 from pipeline.application import STATS_GROUP_SUFFIX
 from tests.dashboard.heartbeats import heartbeat, publish, worker
-from tests.dashboard.test_logic import result_json
+from tests.dashboard.samples import result_json
 from tests.waiting import wait_for
 
 

@@ -15,8 +15,8 @@ from confluent_kafka import Producer
 from common.contract import SourceState, SourceStatus
 from common.settings import Settings
 from dashboard import resources
+from tests.dashboard.apptest import markdown_shown, open_page, rerun_until, texts
 from tests.dashboard.test_live_sources_logic import TOKEN, source_status
-from tests.dashboard.test_pages import markdown_shown, open_page, rerun_until, texts
 from tests.producer.live import fake_mastodon
 
 HOSTILE = "ConnectionRefused: <img src=x onerror=alert(1)> **bold** [link](http://evil) :red[colour]"

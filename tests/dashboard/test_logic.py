@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from common.contract import LABELS
-from common.settings import Settings
 from dashboard.adhoc import MAX_BATCH, SubmissionError, batch_lines, make_posts
 from dashboard.alerts import Thresholds, evaluate
 from dashboard.buckets import SecondBuckets, series_from_records
@@ -22,51 +21,8 @@ from dashboard.dedup import RecentIds
 from dashboard.histogram import LATENCY_EDGES, format_latency, latency_bin, latency_percentile
 from dashboard.monitoring import ThroughputTracker
 from dashboard.producer_control import Upload, make_source
-from dashboard.records import ResultRecord, parse_result
-from dashboard.results_feed import ResultsFeed
-
-
-def result_json(
-    post_id: str,
-    label: str = "POSITIVE",
-    score: float = 0.9,
-    *,
-    source: str = "twitter",
-    author: str = "ada",
-    produced_at: float | None = None,
-    text: str = "hello",
-) -> bytes:
-    now = time.time()
-    return json.dumps(
-        {
-            "schema_version": 1,
-            "post_id": post_id,
-            "author": author,
-            "source": source,
-            "text": text,
-            "label": label,
-            "score": score,
-            "model": "tiny",
-            "created_at": now - 2,
-            "produced_at": produced_at if produced_at is not None else now - 1,
-            "processed_at": now,
-        }
-    ).encode()
-
-
-def record(
-    post_id: str = "p", label: str = "POSITIVE", score: float = 0.8, at: float | None = None, **fields
-) -> ResultRecord:
-    at = time.time() if at is None else at
-    values = {"author": "ada", "source": "twitter", "text": "t", "produced_at": at - 0.5} | fields
-    return ResultRecord(
-        post_id, values["author"], values["source"], values["text"], label, score, values["produced_at"], at
-    )
-
-
-def feed(**options) -> ResultsFeed:
-    return ResultsFeed(Settings(bootstrap_servers="127.0.0.1:1"), **options)  # never started: no Kafka needed
-
+from dashboard.records import parse_result
+from tests.dashboard.samples import feed, record, result_json
 
 # --- dedup --------------------------------------------------------------------------------------
 

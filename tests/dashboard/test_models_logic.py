@@ -16,7 +16,7 @@ from dashboard.model_control import PretrainedChecker, log_tail
 from dashboard.records import ResultRecord
 from sentiment_model import registry
 from sentiment_model.registry import BuildProgress, BuiltModel
-from tests.dashboard.test_logic import feed, record, result_json
+from tests.dashboard.samples import feed, record, result_json
 from tests.waiting import wait_for
 
 

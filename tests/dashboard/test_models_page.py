@@ -24,10 +24,10 @@ from common.settings import Settings
 from dashboard import model_control, resources
 from sentiment_model import pretrained, registry
 from sentiment_model.registry import BuildProgress
+from tests.dashboard.apptest import markdown_shown, metric, open_page, rerun_until, texts
 from tests.dashboard.conftest import make_posts, use_settings
 from tests.dashboard.heartbeats import heartbeat, publish, worker
-from tests.dashboard.test_logic import result_json
-from tests.dashboard.test_pages import markdown_shown, metric, open_page, rerun_until, texts
+from tests.dashboard.samples import result_json
 from tests.topic_reader import read_all
 from tests.topic_writer import send_posts
 from tests.waiting import wait_for

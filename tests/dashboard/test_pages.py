@@ -8,82 +8,21 @@ import time
 from collections.abc import Callable
 
 import confluent_kafka
-import pandas as pd
 import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
-from streamlit.testing.v1 import AppTest
 
 import dashboard.cluster_monitor
 import dashboard.results_feed
 from common.contract import LABELS
-from common.settings import PROJECT_ROOT, Settings
+from common.settings import Settings
 from dashboard import resources
+from tests.dashboard.apptest import PAGES, metric, open_page, rerun_until, table, texts
 from tests.dashboard.conftest import make_posts, use_settings
 from tests.processes import running
 from tests.topic_reader import read_all
 from tests.topic_writer import send_posts
 from tests.waiting import wait_for
-
-PAGES = ["pages/live.py", "pages/producer.py", "pages/analyze.py", "pages/models.py", "pages/monitoring.py"]
-
-
-def open_page(page: str) -> AppTest:
-    app = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60)
-    app.switch_page(page)
-    app.run()
-    assert not app.exception, app.exception
-    return app
-
-
-def metric(app: AppTest, label: str) -> str | None:
-    return next((m.value for m in app.metric if m.label.endswith(label) or f"[{label}]" in m.label), None)
-
-
-# A table by a column only it has (AppTest does not see a read-only table's key); the lag tables in page order.
-TABLES = {
-    "pipeline-workers": ("supervisor", 0),
-    "brokers": ("controller", 0),
-    "partitions": ("under-replicated", 0),
-    "pipeline-lag": ("committed", 0),
-    "statistics-lag": ("committed", 1),
-    "dead-letters": ("preview", 0),
-    "background-threads": ("thread", 0),
-}
-
-
-def table(app: AppTest, name: str) -> pd.DataFrame | None:
-    column, index = TABLES[name]
-    found = [frame.value for frame in app.dataframe if column in frame.value.columns]
-    return found[index] if index < len(found) else None
-
-
-def markdown_shown(app: AppTest) -> list[str]:
-    """Everything rendered as Markdown: text, badges, captions, headers, metric labels, alerts."""
-    alerts = [*app.error, *app.warning, *app.info, *app.success]
-    return (
-        [m.value for m in app.markdown]
-        + [c.value for c in app.caption]
-        + [h.value for h in [*app.subheader, *app.title]]
-        + [m.label for m in app.metric]
-        + [alert.value for alert in alerts]
-    )
-
-
-def texts(app: AppTest) -> str:
-    return "\n".join(t.value for t in app.text)
-
-
-def rerun_until(app: AppTest, condition: Callable[[AppTest], bool], timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition(app):
-        tables = [frame.value.to_dict("list") for frame in app.dataframe][:1]
-        assert time.monotonic() < deadline, (
-            f"timed out; metrics: {[(m.label, m.value) for m in app.metric]}; {tables}; {[e.value for e in app.error]}"
-        )
-        time.sleep(1.0)
-        app.run()
-        assert not app.exception, app.exception
 
 
 def test_live_page_shows_the_pipelines_results_counted_once(app_settings: Settings) -> None:

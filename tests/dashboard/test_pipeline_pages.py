@@ -6,8 +6,8 @@ import time
 
 from common.contract import WorkerState
 from common.settings import Settings
+from tests.dashboard.apptest import markdown_shown, open_page, rerun_until, table, texts
 from tests.dashboard.heartbeats import heartbeat, publish, worker
-from tests.dashboard.test_pages import markdown_shown, open_page, rerun_until, table, texts
 
 HOSTILE = "ValueError: <img src=x onerror=alert(1)> **bold** [link](http://evil) :red[colour] $x^2$"
 

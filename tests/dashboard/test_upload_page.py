@@ -8,8 +8,8 @@ import tomllib
 import pytest
 
 from common.settings import PROJECT_ROOT, Settings
+from tests.dashboard.apptest import markdown_shown, metric, open_page, rerun_until, texts
 from tests.dashboard.conftest import use_settings
-from tests.dashboard.test_pages import markdown_shown, metric, open_page, rerun_until, texts
 from tests.topic_reader import read_all
 
 HOSTILE_NAME = "**bold** <img src=x onerror=alert(1)> [x](http://evil) :red[x].json"
