@@ -42,25 +42,21 @@ def read_all(
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         at_end: set[int] = set()
         messages: list[Message] = []
+        identity = distinct_by or (lambda message: (message.partition(), message.offset()))  # each its own
         distinct: set[Hashable] = set()
         deadline = time.monotonic() + timeout
-
-        def arrived() -> int:
-            return len(messages) if distinct_by is None else len(distinct)
-
-        while len(at_end) < len(partitions) or arrived() < at_least:
+        while len(at_end) < len(partitions) or len(distinct) < at_least:
             if time.monotonic() > deadline:
-                counted = "messages" if distinct_by is None else f"distinct of {len(messages)} messages"
                 raise AssertionError(
-                    f"{topic}: {arrived()} {counted} (waiting for at least {at_least}), partitions "
+                    f"{topic}: {len(distinct)} distinct of {len(messages)} messages (waiting for at least "
+                    f"{at_least}), partitions "
                     f"{sorted(set(partitions) - at_end)} not read to their end, after {timeout:.0f} s"
                 )
             for message in consumer.consume(num_messages=1000, timeout=0.5):
                 error = message.error()
                 if error is None:
                     messages.append(message)
-                    if distinct_by is not None:
-                        distinct.add(distinct_by(message))
+                    distinct.add(identity(message))
                 elif error.code() == KafkaError._PARTITION_EOF:
                     at_end.add(message.partition())
                 elif not error.retriable():

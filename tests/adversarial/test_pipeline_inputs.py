@@ -42,7 +42,14 @@ from common.contract import (
 from common.settings import Settings
 from pipeline.definition import Accepted, PostRules, check_post
 from pipeline.outputs import Source
-from tests.faults.support import log_problems, pipeline_workers, read_all, wait_for, wait_until_caught_up
+from tests.faults.support import (
+    log_problems,
+    pipeline_workers,
+    read_all,
+    wait_for,
+    wait_for_workers,
+    wait_until_caught_up,
+)
 from tests.processes import running
 
 R = RejectReason
@@ -143,7 +150,7 @@ def run_pipeline(
     after any pause."""
     deliveries = send_each_alone(settings, topic, messages)
     with running(settings, "pipeline", *arguments, log=log) as pipeline:
-        workers = wait_for(lambda: w if len(w := pipeline_workers(pipeline)) == 1 else None, 60, "its worker")
+        workers = wait_for_workers(pipeline, 1)
         caught_up()
         after = pipeline_workers(pipeline)
     assert pipeline.returncode == 0, f"the pipeline did not stop cleanly; log: {log}"

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import pandas as pd
 from streamlit.testing.v1 import AppTest
 
 from common.settings import PROJECT_ROOT
+from tests.waiting import wait_for
 
 PAGES = ["pages/live.py", "pages/producer.py", "pages/analyze.py", "pages/models.py", "pages/monitoring.py"]
 
@@ -60,12 +60,20 @@ def texts(app: AppTest) -> str:
 
 
 def rerun_until(app: AppTest, condition: Callable[[AppTest], bool], timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition(app):
-        tables = [frame.value.to_dict("list") for frame in app.dataframe][:1]
-        assert time.monotonic() < deadline, (
-            f"timed out; metrics: {[(m.label, m.value) for m in app.metric]}; {tables}; {[e.value for e in app.error]}"
-        )
-        time.sleep(1.0)
+    """Rerun the page every second, as its own refresh does, until ``condition`` holds; a timeout says what it showed."""
+
+    def rerun_and_check() -> bool:
         app.run()
         assert not app.exception, app.exception
+        return condition(app)
+
+    if condition(app):
+        return
+    try:
+        wait_for(rerun_and_check, timeout, "the page", interval=1.0)
+    except AssertionError as failure:
+        if app.exception:
+            raise
+        tables = [frame.value.to_dict("list") for frame in app.dataframe][:1]
+        shown = f"metrics: {[(m.label, m.value) for m in app.metric]}; {tables}; {[e.value for e in app.error]}"
+        raise AssertionError(f"{failure}; {shown}") from None

@@ -179,6 +179,15 @@ def pipeline_workers(supervisor: subprocess.Popen) -> dict[int, str]:
     return workers
 
 
+def wait_for_workers(supervisor: subprocess.Popen, count: int, timeout: float = 60.0) -> dict[int, str]:
+    """The supervisor's live workers (pid -> role), once there are ``count`` of them."""
+    return wait_for(
+        lambda: w if len(w := pipeline_workers(supervisor)) == count else None,
+        timeout,
+        f"the supervisor to run {count} live worker(s)",
+    )
+
+
 # Quix logs librdkafka's failed and lost connections at ERROR: while a node is down or starting, they are expected.
 BROKER_CONNECTION_ERRORS = (
     "Connection refused",

@@ -30,6 +30,7 @@ from tests.faults.support import (
     pipeline_workers,
     read_all,
     wait_for,
+    wait_for_workers,
     wait_until_caught_up,
     wait_until_ready,
 )
@@ -99,11 +100,7 @@ def test_kafka_down_for_a_while_then_back_loses_nothing(
         stats = producer.stop(timeout=60)
         caught_up_in = wait_until_caught_up(settings, settings.consumer_group, settings.topic_posts, timeout=180)
         # A worker that died of a known outage crash at its last commit may still be in its restart back-off.
-        workers_after = wait_for(
-            lambda: w if len(w := pipeline_workers(pipeline)) == len(workers_before) else None,
-            60,
-            "the supervisor to run every worker again",
-        )
+        workers_after = wait_for_workers(pipeline, len(workers_before))
         assert pipeline.poll() is None
     assert pipeline.returncode == 0, f"SIGTERM must stop the pipeline cleanly; log: {log}"
 

@@ -29,7 +29,7 @@ from tests.faults.support import (
     account,
     log_problems,
     pipeline_workers,
-    wait_for,
+    wait_for_workers,
     wait_until_caught_up,
     wait_until_ready,
 )
@@ -75,7 +75,7 @@ def test_soak_full_stack_steady_rate_no_memory_growth_no_errors(
     lags: list[tuple[float, int | None]] = []
     with running(settings, "pipeline", "--workers", "2", log=pipeline_log) as pipeline:
         wait_until_ready(settings)
-        workers = wait_for(lambda: w if len(w := pipeline_workers(pipeline)) == 3 else None, 60, "three workers")
+        workers = wait_for_workers(pipeline, 3)
         producer_args = [
             "producer",
             "--source",

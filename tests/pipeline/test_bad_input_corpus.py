@@ -29,7 +29,7 @@ from common.contract import (
 )
 from common.settings import Settings
 from pipeline.application import STATS_GROUP_SUFFIX
-from tests.faults.support import log_problems, pipeline_workers, wait_for, wait_until_caught_up
+from tests.faults.support import log_problems, pipeline_workers, wait_for_workers, wait_until_caught_up
 from tests.processes import running
 from tests.topic_reader import read_all
 
@@ -212,7 +212,7 @@ def test_every_kind_of_bad_input_is_one_dead_letter_with_its_reason_and_nothing_
     messages += [(post.author.encode(), post.to_bytes()) for post in good]
 
     with running(settings, "pipeline", log=log) as pipeline:
-        workers = wait_for(lambda: w if len(w := pipeline_workers(pipeline)) == 2 else None, 30, "two workers")
+        workers = wait_for_workers(pipeline, 2, timeout=30)
         producer = Producer(settings.kafka_client_config())
         for key, value in messages:
             producer.produce(settings.topic_posts, key=key, value=value)

@@ -15,11 +15,10 @@ from confluent_kafka import Message
 from common.contract import LABELS, DeadLetter, Post, RejectReason, SentimentResult, SentimentStats
 from common.settings import Settings
 from sentiment_model.classifier import SentimentClassifier
-from tests.faults.support import pipeline_workers, wait_until_statistics_caught_up
+from tests.faults.support import wait_for_workers, wait_until_statistics_caught_up
 from tests.processes import running
 from tests.topic_reader import read_all
 from tests.topic_writer import send, send_posts
-from tests.waiting import wait_for
 
 TEXTS = [
     "I absolutely love this, what a wonderful day!",
@@ -163,17 +162,13 @@ def test_a_worker_killed_mid_stream_is_restarted_and_no_post_is_lost(pipeline_se
     with running(pipeline_settings, "pipeline", "--workers", "2", "--no-stats") as supervisor:
         send_posts(pipeline_settings, posts)
         # Wait until both workers are busy, then kill one the hard way.
-        workers = wait_for(lambda: w if len(w := pipeline_workers(supervisor)) == 2 else None, 60, "two workers")
+        workers = wait_for_workers(supervisor, 2)
         results_of(pipeline_settings, 200, timeout=180)  # two workers loading the model on two cores
         killed = min(workers)
         os.kill(killed, signal.SIGKILL)
         results = results_of(pipeline_settings, len(posts), timeout=180)
         # Live workers only: the killed one lingering unreaped (a zombie) is not a restart.
-        restarted = wait_for(
-            lambda: w if len(w := pipeline_workers(supervisor)) == 2 else None,
-            60,
-            "the supervisor to restart the killed worker",
-        )
+        restarted = wait_for_workers(supervisor, 2)
         assert killed not in restarted and set(restarted.values()) == {"classify"}
 
     seen = Counter(r.post_id for r in results)
