@@ -52,6 +52,9 @@ KNOWN_OUTAGE_CRASHES = (
     "Unknown member",
     "Commit failed: Local: Fatal error",
     "Static consumer fenced by other consumer with same group.instance.id",
+    # A commit while the consumer has not found the group's coordinator again after the outage (seen once in a
+    # fresh-clone run, 17:28 UTC 2026-11-28); retrying the commit in place instead is an open follow-up.
+    "Commit failed: Local: Waiting for coordinator",
 )
 
 
@@ -133,8 +136,8 @@ def test_kafka_down_for_a_while_then_back_loses_nothing(
     assert all(gap >= WARNING_INTERVAL_S - 0.5 for gaps in repeats.values() for gap in gaps), repeats
     assert (stats.failed, stats.queued) == (0, 0) and stats.delivered == stats.sent
 
-    # The pipeline: waited (its processes lived through the outage) and resumed. Two crashes are known and
-    # tolerated, each once per worker: a worker whose group membership expired while the coordinator was away
+    # The pipeline: waited (its processes lived through the outage) and resumed. Crashes at a commit are known
+    # and tolerated, each once per worker (KNOWN_OUTAGE_CRASHES), among them: a worker whose group membership expired while the coordinator was away
     # fails its next commit ("Unknown member"), and a static member (the pipeline's workers are) can be fenced
     # by its own group.instance.id when the group coordinator comes back (a fatal consumer error; the broker bug
     # is apache/kafka#23542). The supervisor restarts it; its posts are read again.
